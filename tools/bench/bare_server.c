@@ -1,0 +1,3 @@
+#include <uv.h>
+#include <llhttp.h>
+int main(void) { return 0; }
