@@ -11,7 +11,10 @@ typedef struct eg_buf_s {
     size_t cap;
 } eg_buf_t;
 
-#define EG_BUF_INIT {NULL, 0, 0}
+#define EG_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Make room for n more bytes (aborts on out-of-memory). */
 void eg_buf_reserve(eg_buf_t *b, size_t n);

@@ -12,10 +12,10 @@
 #define EG_FACE_COUNT 5
 
 typedef struct eg_config_s {
-    char listen_host[256]; /* ENGRAM_LISTEN host part, default 127.0.0.1 */
-    int listen_port;       /* default 8080 */
-    char redis_url[512];   /* ENGRAM_REDIS_URL, default redis://127.0.0.1:6379/0 */
-    int redis_pool;        /* ENGRAM_REDIS_POOL shared command connections, default 4 */
+    char listen_host[256];             /* ENGRAM_LISTEN host part, default 127.0.0.1 */
+    int listen_port;                   /* default 8080 */
+    char redis_url[512];               /* ENGRAM_REDIS_URL, default redis://127.0.0.1:6379/0 */
+    int redis_pool;                    /* ENGRAM_REDIS_POOL shared command connections, default 4 */
     uint64_t redis_timeout_ms;         /* ENGRAM_REDIS_TIMEOUT command timeout, default 5s */
     uint64_t redis_connect_timeout_ms; /* ENGRAM_REDIS_CONNECT_TIMEOUT, default 2s */
     size_t max_header_bytes;           /* ENGRAM_MAX_HEADER_SIZE, default 16k */
@@ -25,13 +25,13 @@ typedef struct eg_config_s {
     uint64_t read_timeout_ms;          /* ENGRAM_READ_TIMEOUT header/body read, default 30s */
     uint64_t drain_timeout_ms;         /* ENGRAM_DRAIN_TIMEOUT on shutdown, default 10s */
     int max_connections;               /* ENGRAM_MAX_CONNECTIONS, default 10000 */
-    int max_pipeline;                  /* ENGRAM_MAX_PIPELINE in-flight requests per conn, default 64 */
-    size_t max_output_bytes;           /* ENGRAM_MAX_OUTPUT_BUFFER before a conn is paused, 1m */
-    uint64_t auth_cache_ttl_ms;        /* ENGRAM_AUTH_CACHE_TTL, default 30s */
-    eg_log_level_t log_level;          /* ENGRAM_LOG_LEVEL, default info */
-    bool access_log;                   /* ENGRAM_ACCESS_LOG, default true */
-    char cors_origins[1024];           /* ENGRAM_CORS_ORIGINS comma list or "*", default "*" */
-    char mount[EG_FACE_COUNT][128];    /* ENGRAM_MOUNT_<FACE>, defaults /hindsight ... */
+    int max_pipeline;           /* ENGRAM_MAX_PIPELINE in-flight requests per conn, default 64 */
+    size_t max_output_bytes;    /* ENGRAM_MAX_OUTPUT_BUFFER before a conn is paused, 1m */
+    uint64_t auth_cache_ttl_ms; /* ENGRAM_AUTH_CACHE_TTL, default 30s */
+    eg_log_level_t log_level;   /* ENGRAM_LOG_LEVEL, default info */
+    bool access_log;            /* ENGRAM_ACCESS_LOG, default true */
+    char cors_origins[1024];    /* ENGRAM_CORS_ORIGINS comma list or "*", default "*" */
+    char mount[EG_FACE_COUNT][128]; /* ENGRAM_MOUNT_<FACE>, defaults /hindsight ... */
 } eg_config_t;
 
 /* Face names in mount[] order: hindsight, fency, faosx, fiberwise, cadenya. */
@@ -40,7 +40,8 @@ extern const char *const eg_config_face_names[EG_FACE_COUNT];
 /* Fill cfg with built-in defaults. */
 void eg_config_defaults(eg_config_t *cfg);
 
-/* Apply ENGRAM_* variables from envp-style getter (NULL = getenv). 0, or EG_EINVAL with errbuf set. */
+/* Apply ENGRAM_* variables from envp-style getter (NULL = getenv). 0, or EG_EINVAL with errbuf set.
+ */
 int eg_config_from_env(eg_config_t *cfg, const char *(*get)(const char *name), char *errbuf,
                        size_t errlen);
 

@@ -38,9 +38,9 @@ typedef struct eg_auth_s {
 typedef void (*eg_handler_fn)(eg_req_t *req);
 
 /* Route flags: who may call it. */
-#define EG_ROUTE_PUBLIC 0u
-#define EG_ROUTE_AUTH 1u    /* secret key required */
-#define EG_ROUTE_AUTH_PK 2u /* secret or publishable key */
+#define EG_ROUTE_PUBLIC   0u
+#define EG_ROUTE_AUTH     1u /* secret key required */
+#define EG_ROUTE_AUTH_PK  2u /* secret or publishable key */
 #define EG_ROUTE_TOKEN_QS 4u /* also accept ?token=<key> (browser EventSource/WebSocket) */
 
 /* A product face: where it is mounted and how it renders errors. */
@@ -115,8 +115,7 @@ cJSON *eg_req_json(eg_req_t *req);
 void eg_res_header(eg_req_t *req, const char *name, const char *value);
 
 /* Finish the request with a status, content type (NULL for none) and body. Exactly once. */
-void eg_res_send(eg_req_t *req, int status, const char *content_type, const void *body,
-                 size_t len);
+void eg_res_send(eg_req_t *req, int status, const char *content_type, const void *body, size_t len);
 
 /* Finish with a JSON body; takes ownership of json (deleted). */
 void eg_res_json(eg_req_t *req, int status, cJSON *json);

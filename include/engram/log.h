@@ -2,7 +2,13 @@
 #ifndef ENGRAM_LOG_H
 #define ENGRAM_LOG_H
 
-typedef enum { EG_LOG_DEBUG = 0, EG_LOG_INFO, EG_LOG_WARN, EG_LOG_ERROR, EG_LOG_OFF } eg_log_level_t;
+typedef enum {
+    EG_LOG_DEBUG = 0,
+    EG_LOG_INFO,
+    EG_LOG_WARN,
+    EG_LOG_ERROR,
+    EG_LOG_OFF
+} eg_log_level_t;
 
 /* Set the minimum level that is written. */
 void eg_log_set_level(eg_log_level_t level);
@@ -20,8 +26,8 @@ void eg_log(eg_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 void eg_log_json(eg_log_level_t level, const char *json, size_t len);
 
 #define eg_log_debug(...) eg_log(EG_LOG_DEBUG, __VA_ARGS__)
-#define eg_log_info(...) eg_log(EG_LOG_INFO, __VA_ARGS__)
-#define eg_log_warn(...) eg_log(EG_LOG_WARN, __VA_ARGS__)
+#define eg_log_info(...)  eg_log(EG_LOG_INFO, __VA_ARGS__)
+#define eg_log_warn(...)  eg_log(EG_LOG_WARN, __VA_ARGS__)
 #define eg_log_error(...) eg_log(EG_LOG_ERROR, __VA_ARGS__)
 
 #endif

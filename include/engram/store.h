@@ -32,8 +32,8 @@ typedef struct eg_store_opts_s {
 } eg_store_opts_t;
 
 /* Called exactly once per accepted command. err is 0 with a reply (which may be a Redis error
- * reply: check reply->type == REDIS_REPLY_ERROR), or EG_EUNAVAIL / EG_ESTORETIMEOUT with reply NULL.
- * The reply is freed after the callback returns: copy what you keep. */
+ * reply: check reply->type == REDIS_REPLY_ERROR), or EG_EUNAVAIL / EG_ESTORETIMEOUT with reply
+ * NULL. The reply is freed after the callback returns: copy what you keep. */
 typedef void (*eg_reply_fn)(void *udata, int err, redisReply *reply);
 
 /* Called for every message on a subscribed channel (payload not NUL-terminated). */

@@ -9,7 +9,7 @@
 
 #include "engram/http.h"
 
-#define EG_DEFAULT_ACCOUNT "default"
+#define EG_DEFAULT_ACCOUNT   "default"
 #define EG_DEFAULT_WORKSPACE "default"
 
 typedef struct eg_workspace_s {

@@ -6,10 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define EG_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define EG_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define EG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define EG_ARRAY_SIZE(a)                   (sizeof(a) / sizeof((a)[0]))
+#define EG_MIN(a, b)                       ((a) < (b) ? (a) : (b))
+#define EG_MAX(a, b)                       ((a) > (b) ? (a) : (b))
+#define EG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* malloc/calloc/realloc/strdup that abort with a log line on out-of-memory (as Redis zmalloc). */
 void *eg_xmalloc(size_t n);
@@ -39,7 +39,8 @@ void eg_sha256_hex(const void *data, size_t len, char out[65]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void eg_hex_encode(const void *data, size_t n, char *out);
 
-/* Standard base64 (with padding) of n bytes; returns the length written, out needs 4*ceil(n/3)+1. */
+/* Standard base64 (with padding) of n bytes; returns the length written, out needs 4*ceil(n/3)+1.
+ */
 size_t eg_base64_encode(const void *data, size_t n, char *out);
 
 /* Constant-time comparison of two equal-length buffers. */
