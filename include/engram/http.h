@@ -86,13 +86,16 @@ struct eg_req_s {
     /* response */
     int status;
     eg_buf_t res_headers; /* extra "Name: value\r\n" lines */
+    eg_buf_t res_out;     /* serialized response waiting behind earlier pipelined ones */
     size_t res_bytes;     /* body bytes, for the access log */
     unsigned is_head : 1;
     unsigned keep_alive : 1;
     unsigned done : 1;
     unsigned in_handler : 1;
-    unsigned gone : 1; /* client connection closed before the response */
-    void *udata;       /* handler state */
+    unsigned gone : 1;       /* client connection closed before the response */
+    unsigned expect_100 : 1; /* client sent Expect: 100-continue */
+    unsigned http10 : 1;     /* HTTP/1.0 request */
+    void *udata;             /* handler state */
 };
 
 /* Case-insensitive header lookup; NULL when absent. */
@@ -174,6 +177,9 @@ size_t eg_server_conn_count(const eg_server_t *s);
 
 /* Actual bound port (useful with port 0). */
 int eg_server_port(const eg_server_t *s);
+
+/* True once eg_server_drain has been called. */
+bool eg_server_draining(const eg_server_t *s);
 
 /* The configuration the server runs with. */
 const eg_config_t *eg_server_config(const eg_server_t *s);

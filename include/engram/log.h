@@ -2,6 +2,8 @@
 #ifndef ENGRAM_LOG_H
 #define ENGRAM_LOG_H
 
+#include <stddef.h>
+
 typedef enum {
     EG_LOG_DEBUG = 0,
     EG_LOG_INFO,

@@ -66,6 +66,9 @@ int eg_apikey_revoke(const char *workspace_id, const char *key_id, eg_done_fn cb
 /* Generate a key secret: "sk_" or "pk_" + 40 base62 chars (out has 64 bytes). */
 void eg_apikey_generate(eg_key_kind_t kind, char out[64]);
 
+/* "secret" or "publishable". */
+const char *eg_apikey_kind_name(eg_key_kind_t kind);
+
 /* Extract the key from "Authorization: Bearer <key>" or a bare "Authorization: <key>". NULL if
  * absent or empty. */
 const char *eg_auth_token_from_header(const char *authorization);

@@ -1,0 +1,941 @@
+/* HTTP/1.1 server connections: accept, parse with llhttp, queue requests in pipeline order,
+ * write responses once per loop turn, enforce limits and timeouts, drain on shutdown.
+ *
+ * Lifetimes (STYLE.md §6): a connection owns two handles (tcp, timer) and is freed in the last
+ * close callback, but only once no request handler still holds one of its requests; a handler
+ * that finishes after its client left finds req->gone set and its request is simply released.
+ *
+ * Writes (STYLE.md §7): handlers never write to the socket. A finished response is serialized
+ * into the connection's output buffer (or into its request, when an earlier pipelined response is
+ * still pending) and the connection is put on the dirty list; a prepare hook flushes every dirty
+ * connection with one uv_try_write per loop turn, falling back to uv_write for the remainder. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engram/error.h"
+#include "engram/log.h"
+#include "engram/metrics.h"
+#include "engram/util.h"
+#include "net_int.h"
+
+#define EG_READ_BUF  65536
+#define EG_LINGER_MS 2000
+
+static char read_buf[EG_READ_BUF]; /* one loop, one thread: reads are consumed synchronously */
+
+static void conn_close(eg_conn_t *c);
+static void conn_mark_dirty(eg_conn_t *c);
+static void conn_arm_timer(eg_conn_t *c);
+static void conn_execute(eg_conn_t *c, const char *data, size_t len);
+static void conn_start_reading(eg_conn_t *c);
+static void check_drain_done(eg_server_t *s);
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static eg_req_t *req_new(eg_conn_t *c)
+{
+    eg_server_t *s = c->srv;
+    eg_req_t *req = s->free_reqs;
+
+    if (req) {
+        s->free_reqs = req->next;
+        s->nfree_reqs--;
+    } else {
+        req = eg_xcalloc(1, sizeof(*req));
+        eg_arena_init(&req->arena);
+    }
+    req->conn = c;
+    req->server = s;
+    req->next = NULL;
+    req->start_ns = eg_mono_ns();
+    req->keep_alive = 1;
+    return req;
+}
+
+/* Keep small buffers for the next request on this process; big ones go back to malloc. */
+static void buf_recycle(eg_buf_t *b)
+{
+    if (b->cap > 16384)
+        eg_buf_free(b);
+    else
+        eg_buf_clear(b);
+}
+
+static void req_free(eg_req_t *req)
+{
+    eg_server_t *s = req->server;
+
+    eg_arena_reset(&req->arena);
+    buf_recycle(&req->body);
+    buf_recycle(&req->res_headers);
+    buf_recycle(&req->res_out);
+    eg_buf_t body = req->body, hdrs = req->res_headers, out = req->res_out;
+    eg_arena_t arena = req->arena;
+    memset(req, 0, sizeof(*req));
+    req->body = body;
+    req->res_headers = hdrs;
+    req->res_out = out;
+    req->arena = arena;
+
+    if (s->nfree_reqs < 1024) {
+        req->next = s->free_reqs;
+        s->free_reqs = req;
+        s->nfree_reqs++;
+    } else {
+        eg_buf_free(&req->body);
+        eg_buf_free(&req->res_headers);
+        eg_buf_free(&req->res_out);
+        eg_arena_destroy(&req->arena);
+        free(req);
+    }
+}
+
+void eg__request_id(eg_server_t *s, char *out)
+{
+    snprintf(out, 64, "%s-%llx", s->reqid_prefix, (unsigned long long)++s->reqid_seq);
+}
+
+/* ---- connection teardown ----------------------------------------------------------------- */
+
+static void conn_maybe_free(eg_conn_t *c)
+{
+    eg_server_t *s = c->srv;
+
+    if (c->handles_open > 0 || c->npending_gone > 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    eg_metrics_conn_open(-1);
+    eg_buf_free(&c->in);
+    eg_buf_free(&c->out);
+    eg_buf_free(&c->inflight);
+    eg_buf_free(&c->url);
+    eg_buf_free(&c->hname);
+    eg_buf_free(&c->hval);
+    free(c->hdrs);
+    free(c);
+    check_drain_done(s);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    eg_conn_t *c = h->data;
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+/* Close now: requests whose handlers still run are marked gone and released when they finish. */
+static void conn_close(eg_conn_t *c)
+{
+    eg_req_t *req, *next;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    for (req = c->head; req; req = next) {
+        next = req->next;
+        if (req == c->cur || req->done) {
+            req_free(req);
+        } else {
+            req->gone = 1;
+            req->next = NULL;
+            c->npending_gone++;
+        }
+    }
+    c->head = c->tail = c->cur = NULL;
+    c->nqueued = 0;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *sreq, int status)
+{
+    free(sreq);
+}
+
+/* After a final response we half-close and keep reading (and discarding) for a moment: closing
+ * a socket with unread input makes the kernel send RST, which can destroy the response before
+ * the client reads it (the 413 to a client still uploading, for instance). As nginx's
+ * lingering_close. */
+static void conn_linger(eg_conn_t *c)
+{
+    uv_shutdown_t *sreq;
+
+    if (c->closing || c->lingering)
+        return;
+    c->lingering = 1;
+    sreq = eg_xmalloc(sizeof(*sreq));
+    if (uv_shutdown(sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(sreq);
+        conn_close(c);
+        return;
+    }
+    if (c->read_eof) {
+        conn_close(c);
+        return;
+    }
+    conn_start_reading(c);
+    uv_timer_stop(&c->timer);
+    conn_arm_timer(c);
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static void conn_mark_dirty(eg_conn_t *c)
+{
+    if (c->dirty_flag || c->closing)
+        return;
+    c->dirty_flag = 1;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+static void conn_pop_done(eg_conn_t *c)
+{
+    /* Move every finished response at the head of the queue into the output buffer. */
+    while (c->head && c->head->done) {
+        eg_req_t *req = c->head;
+        c->head = req->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->nqueued--;
+        if (req->res_out.len)
+            eg_buf_append(&c->out, req->res_out.data, req->res_out.len);
+        req_free(req);
+    }
+}
+
+void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t len)
+{
+    eg_conn_t *c = req->conn;
+
+    if (req->gone) {
+        c->npending_gone--;
+        req_free(req);
+        conn_maybe_free(c);
+        return;
+    }
+    if (!req->keep_alive || c->srv->draining)
+        req->keep_alive = 0;
+    if (req == c->head) {
+        eg__res_serialize(req, &c->out, ctype, body, len);
+        req->done = 1;
+        conn_pop_done(c);
+    } else {
+        eg__res_serialize(req, &req->res_out, ctype, body, len);
+        req->done = 1;
+    }
+    if (!req->keep_alive)
+        c->close_after_flush = 1;
+    conn_mark_dirty(c);
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+    eg_conn_t *c = w->data;
+
+    c->writing = 0;
+    eg_buf_clear(&c->inflight);
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_mark_dirty(c);
+}
+
+static void conn_maybe_resume(eg_conn_t *c)
+{
+    eg_server_t *s = c->srv;
+    size_t buffered = c->out.len + c->inflight.len;
+
+    if (c->closing || c->lingering || c->close_after_flush || c->read_eof)
+        return;
+    if (buffered > s->cfg->max_output_bytes / 2)
+        return;
+    if (c->parse_paused) {
+        if (c->nqueued >= (size_t)s->cfg->max_pipeline)
+            return;
+        c->parse_paused = 0;
+        llhttp_resume(&c->parser);
+        /* Execute what was left over; it may pause again and keep a new remainder. */
+        eg_buf_t pending = c->in;
+        c->in = (eg_buf_t)EG_BUF_INIT;
+        conn_execute(c, pending.data, pending.len);
+        eg_buf_free(&pending);
+        if (c->parse_paused || c->closing)
+            return;
+    }
+    conn_start_reading(c);
+}
+
+static void conn_flush(eg_conn_t *c)
+{
+    eg_server_t *s = c->srv;
+
+    if (c->closing)
+        return;
+    conn_pop_done(c);
+    if (c->out.len && !c->writing) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        if (n > 0)
+            eg_buf_consume(&c->out, (size_t)n);
+        if (c->out.len) {
+            /* The kernel buffer is full: hand the rest to uv_write and keep it stable. */
+            eg_buf_t tmp = c->inflight;
+            c->inflight = c->out;
+            c->out = tmp;
+            eg_buf_clear(&c->out);
+            b = uv_buf_init(c->inflight.data, (unsigned)c->inflight.len);
+            c->wreq.data = c;
+            if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+                conn_close(c);
+                return;
+            }
+            c->writing = 1;
+        }
+    }
+    if (c->out.len + c->inflight.len > s->cfg->max_output_bytes && c->reading) {
+        /* A slow reader: stop reading (and so producing) until its output drains. */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    if (!c->writing && c->out.len == 0 && c->nqueued == 0 && c->close_after_flush) {
+        conn_linger(c);
+        return;
+    }
+    if (!c->writing && c->out.len == 0 && c->nqueued == 0 && c->read_eof) {
+        conn_close(c);
+        return;
+    }
+    conn_maybe_resume(c);
+    conn_arm_timer(c);
+}
+
+static void refresh_date(eg_server_t *s)
+{
+    int64_t now = eg_now_ms() / 1000;
+    if (now == s->date_sec)
+        return;
+    s->date_sec = now;
+    time_t t = (time_t)now;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(s->date, sizeof(s->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+const char *eg__server_date(eg_server_t *s);
+const char *eg__server_date(eg_server_t *s)
+{
+    refresh_date(s);
+    return s->date;
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    eg_server_t *s = p->data;
+
+    /* Flushing can dispatch more requests (resumed pipelines) that dirty more connections. */
+    for (int rounds = 0; s->dirty && rounds < 8; rounds++) {
+        eg_conn_t *list = s->dirty;
+        s->dirty = NULL;
+        while (list) {
+            eg_conn_t *c = list;
+            list = c->dirty_next;
+            c->dirty_flag = 0;
+            c->dirty_next = NULL;
+            conn_flush(c);
+        }
+    }
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static void on_conn_timer(uv_timer_t *t)
+{
+    eg_conn_t *c = t->data;
+
+    if (c->closing)
+        return;
+    if (c->lingering || c->writing) {
+        conn_close(c);
+        return;
+    }
+    if (c->in_message && c->cur) {
+        /* Headers or body did not arrive in time: answer 408 and close. */
+        eg_req_t *req = c->cur;
+        c->cur = NULL;
+        c->in_message = 0;
+        req->keep_alive = 0;
+        c->close_after_flush = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+        eg_res_error(req, EG_ETIMEDOUT, "request not received within %llu ms",
+                     (unsigned long long)c->srv->cfg->read_timeout_ms);
+        return;
+    }
+    if (c->nqueued == 0)
+        conn_close(c); /* idle keep-alive connection */
+}
+
+static void conn_arm_timer(eg_conn_t *c)
+{
+    const eg_config_t *cfg = c->srv->cfg;
+
+    if (c->closing)
+        return;
+    if (c->lingering) {
+        if (!uv_is_active((uv_handle_t *)&c->timer))
+            uv_timer_start(&c->timer, on_conn_timer, EG_LINGER_MS, 0);
+        return;
+    }
+    if (c->in_message)
+        return; /* the read timer started at message begin keeps running */
+    if (c->writing) {
+        uv_timer_start(&c->timer, on_conn_timer, cfg->idle_timeout_ms, 0);
+    } else if (c->nqueued == 0) {
+        uv_timer_start(&c->timer, on_conn_timer, cfg->idle_timeout_ms, 0);
+    } else {
+        uv_timer_stop(&c->timer); /* handlers are working; the store has its own timeouts */
+    }
+}
+
+/* ---- parser callbacks -------------------------------------------------------------------- */
+
+static int limit_error(eg_conn_t *c, int err)
+{
+    c->parse_error = err;
+    return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    eg_conn_t *c = p->data;
+    eg_req_t *req = req_new(c);
+
+    if (c->tail)
+        c->tail->next = req;
+    else
+        c->head = req;
+    c->tail = req;
+    c->nqueued++;
+    c->cur = req;
+    c->in_message = 1;
+    c->header_bytes = 0;
+    c->nhdrs = 0;
+    c->hval_open = 0;
+    eg_buf_clear(&c->url);
+    eg_buf_clear(&c->hname);
+    eg_buf_clear(&c->hval);
+    uv_timer_start(&c->timer, on_conn_timer, c->srv->cfg->read_timeout_ms, 0);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    eg_conn_t *c = p->data;
+
+    eg_buf_append(&c->url, at, len);
+    c->header_bytes += len;
+    if (c->url.len > c->srv->cfg->max_url_bytes)
+        return limit_error(c, EG_EURITOOLONG);
+    return 0;
+}
+
+static void push_header(eg_conn_t *c)
+{
+    eg_req_t *req = c->cur;
+
+    if (c->nhdrs == c->caphdrs) {
+        c->caphdrs = c->caphdrs ? c->caphdrs * 2 : 16;
+        c->hdrs = eg_xrealloc(c->hdrs, c->caphdrs * sizeof(*c->hdrs));
+    }
+    c->hdrs[c->nhdrs].name =
+        eg_arena_strndup(&req->arena, c->hname.data ? c->hname.data : "", c->hname.len);
+    c->hdrs[c->nhdrs].value =
+        eg_arena_strndup(&req->arena, c->hval.data ? c->hval.data : "", c->hval.len);
+    c->nhdrs++;
+    eg_buf_clear(&c->hname);
+    eg_buf_clear(&c->hval);
+    c->hval_open = 0;
+}
+
+static int check_header_limit(eg_conn_t *c, size_t len)
+{
+    c->header_bytes += len;
+    if (c->header_bytes > c->srv->cfg->max_header_bytes)
+        return limit_error(c, EG_EHDRTOOBIG);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    eg_conn_t *c = p->data;
+
+    if (c->hval_open)
+        push_header(c);
+    eg_buf_append(&c->hname, at, len);
+    return check_header_limit(c, len + 4); /* ": " and CRLF count too */
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    eg_conn_t *c = p->data;
+
+    c->hval_open = 1;
+    eg_buf_append(&c->hval, at, len);
+    return check_header_limit(c, len);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    eg_conn_t *c = p->data;
+    eg_req_t *req = c->cur;
+    const eg_config_t *cfg = c->srv->cfg;
+
+    if (c->hval_open || c->hname.len)
+        push_header(c);
+    req->headers = eg_arena_alloc(&req->arena, (c->nhdrs ? c->nhdrs : 1) * sizeof(eg_kv_t));
+    memcpy(req->headers, c->hdrs, c->nhdrs * sizeof(eg_kv_t));
+    req->nheaders = c->nhdrs;
+    req->method = llhttp_method_name((llhttp_method_t)p->method);
+    req->target = eg_arena_strndup(&req->arena, c->url.data ? c->url.data : "", c->url.len);
+    req->http10 = p->http_major == 1 && p->http_minor == 0;
+    req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
+
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
+        return limit_error(c, EG_ETOOBIG);
+
+    const char *expect = eg_req_header(req, "Expect");
+    if (expect && eg_strcaseeq(expect, "100-continue") && !req->http10) {
+        req->expect_100 = 1;
+        /* Only the head of the pipeline may get an interim response, or it would overtake
+         * earlier responses; clients send the body anyway after a short wait. */
+        if (req == c->head) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            eg_buf_append(&c->out, cont, sizeof(cont) - 1);
+            conn_mark_dirty(c);
+        }
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    eg_conn_t *c = p->data;
+    eg_req_t *req = c->cur;
+
+    if (req->body.len + len > c->srv->cfg->max_body_bytes)
+        return limit_error(c, EG_ETOOBIG);
+    eg_buf_append(&req->body, at, len);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    eg_conn_t *c = p->data;
+    eg_req_t *req = c->cur;
+
+    c->cur = NULL;
+    c->in_message = 0;
+    uv_timer_stop(&c->timer);
+    if (c->srv->draining)
+        req->keep_alive = 0;
+    if (!req->keep_alive)
+        c->close_after_flush = 1;
+    eg__dispatch(req);
+    if (c->closing)
+        return HPE_PAUSED;
+    conn_arm_timer(c);
+    /* Stop parsing after a last request, or when too many are in flight. */
+    if (c->close_after_flush || c->nqueued >= (size_t)c->srv->cfg->max_pipeline)
+        return HPE_PAUSED;
+    return 0;
+}
+
+/* ---- input ------------------------------------------------------------------------------- */
+
+static void conn_parse_failed(eg_conn_t *c, llhttp_errno_t err)
+{
+    eg_req_t *req = c->cur;
+    int code = c->parse_error ? c->parse_error : EG_EBADHTTP;
+
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    c->close_after_flush = 1;
+    c->in_message = 0;
+    if (req == NULL) {
+        req = req_new(c);
+        if (c->tail)
+            c->tail->next = req;
+        else
+            c->head = req;
+        c->tail = req;
+        c->nqueued++;
+    }
+    c->cur = NULL;
+    req->keep_alive = 0;
+    if (req->method == NULL)
+        req->method = "-";
+    if (req->request_id[0] == '\0')
+        eg__request_id(c->srv, req->request_id);
+    req->face = &eg_face_engram;
+    if (code == EG_EBADHTTP)
+        eg_res_error(req, code, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
+    else if (code == EG_ETOOBIG)
+        eg_res_error(req, code, "request body exceeds the limit of %zu bytes",
+                     c->srv->cfg->max_body_bytes);
+    else if (code == EG_EHDRTOOBIG)
+        eg_res_error(req, code, "request header block exceeds the limit of %zu bytes",
+                     c->srv->cfg->max_header_bytes);
+    else if (code == EG_EURITOOLONG)
+        eg_res_error(req, code, "request URL exceeds the limit of %zu bytes",
+                     c->srv->cfg->max_url_bytes);
+    else
+        eg_res_error(req, code, "%s", eg_strerror(code));
+    (void)err;
+}
+
+static void conn_execute(eg_conn_t *c, const char *data, size_t len)
+{
+    llhttp_errno_t err;
+
+    if (len == 0)
+        return;
+    err = llhttp_execute(&c->parser, data, len);
+    if (err == HPE_OK || c->closing)
+        return;
+    if (err == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        if (used < len)
+            eg_buf_append(&c->in, data + used, len - used);
+        c->parse_paused = 1;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = 0;
+        }
+        return;
+    }
+    if (err == HPE_PAUSED_UPGRADE) {
+        /* Protocol upgrades (WebSocket) are answered as plain requests for now; nothing after
+         * the upgrade request is parsed as HTTP. */
+        c->close_after_flush = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+        return;
+    }
+    conn_parse_failed(c, err);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    buf->base = read_buf;
+    buf->len = sizeof(read_buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    eg_conn_t *c = stream->data;
+
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            conn_close(c);
+            return;
+        }
+        c->read_eof = 1;
+        uv_read_stop(stream);
+        c->reading = 0;
+        if (c->lingering || c->nqueued == 0 || c->in_message) {
+            /* Nothing left to answer, or a request cut off mid-way. */
+            conn_close(c);
+            return;
+        }
+        /* Half-closed by the client: finish the responses still owed, then close. */
+        c->close_after_flush = 1;
+        conn_mark_dirty(c);
+        return;
+    }
+    if (c->lingering)
+        return; /* discard what arrives after the final response */
+    if (c->parse_paused) {
+        eg_buf_append(&c->in, buf->base, (size_t)nread);
+        return;
+    }
+    conn_execute(c, buf->base, (size_t)nread);
+}
+
+static void conn_start_reading(eg_conn_t *c)
+{
+    if (c->reading || c->closing || c->read_eof)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+/* ---- accept ------------------------------------------------------------------------------ */
+
+static void on_rejected_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void reject_connection(eg_server_t *s)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nContent-Length: 71\r\n\r\n"
+        "{\"error\":{\"code\":\"server_busy\",\"message\":\"too many connections\"}}\n";
+    uv_tcp_t *t = eg_xmalloc(sizeof(*t));
+
+    uv_tcp_init(s->loop, t);
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)t) == 0) {
+        uv_buf_t b = uv_buf_init((char *)busy, sizeof(busy) - 1);
+        (void)uv_try_write((uv_stream_t *)t, &b, 1);
+    }
+    eg_metrics_conn_rejected();
+    uv_close((uv_handle_t *)t, on_rejected_closed);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    eg_server_t *s = server->data;
+    eg_conn_t *c;
+
+    if (status < 0) {
+        eg_log_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    if (s->nconns >= (size_t)s->cfg->max_connections) {
+        reject_connection(s);
+        return;
+    }
+    c = eg_xcalloc(1, sizeof(*c));
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    eg_metrics_conn_open(1);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    conn_start_reading(c);
+    conn_arm_timer(c);
+}
+
+/* ---- server lifecycle -------------------------------------------------------------------- */
+
+static void parse_cors(eg_server_t *s)
+{
+    const char *list = s->cfg->cors_origins;
+    char *copy, *tok, *save = NULL;
+
+    if (strcmp(list, "*") == 0) {
+        s->cors.any = true;
+        return;
+    }
+    copy = eg_xstrdup(list);
+    for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(tok, "*") == 0) {
+            s->cors.any = true;
+            continue;
+        }
+        s->cors.origins = eg_xrealloc(s->cors.origins, (s->cors.norigins + 1) * sizeof(char *));
+        s->cors.origins[s->cors.norigins++] = eg_xstrdup(tok);
+    }
+    free(copy);
+}
+
+const char *eg__cors_allow(const eg_server_t *s, const char *origin)
+{
+    if (origin == NULL || origin[0] == '\0')
+        return NULL;
+    if (s->cors.any)
+        return "*";
+    for (size_t i = 0; i < s->cors.norigins; i++)
+        if (strcmp(s->cors.origins[i], origin) == 0)
+            return s->cors.origins[i];
+    return NULL;
+}
+
+eg_server_t *eg_server_new(uv_loop_t *loop, const eg_config_t *cfg, eg_router_t *router)
+{
+    eg_server_t *s = eg_xcalloc(1, sizeof(*s));
+    unsigned char rnd[4];
+
+    s->loop = loop;
+    s->cfg = cfg;
+    s->router = router;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+    parse_cors(s);
+    eg_random_bytes(rnd, sizeof(rnd));
+    eg_hex_encode(rnd, sizeof(rnd), s->reqid_prefix);
+
+    uv_tcp_init(loop, &s->listener);
+    uv_prepare_init(loop, &s->flusher);
+    uv_timer_init(loop, &s->drain_timer);
+    s->listener.data = s;
+    s->flusher.data = s;
+    s->drain_timer.data = s;
+    s->open_handles = 3;
+    uv_prepare_start(&s->flusher, on_prepare);
+    uv_unref((uv_handle_t *)&s->flusher);
+    return s;
+}
+
+int eg_server_listen(eg_server_t *s)
+{
+    struct sockaddr_storage ss;
+    int rc;
+
+    rc = uv_ip4_addr(s->cfg->listen_host, s->cfg->listen_port, (struct sockaddr_in *)&ss);
+    if (rc != 0)
+        rc = uv_ip6_addr(s->cfg->listen_host, s->cfg->listen_port, (struct sockaddr_in6 *)&ss);
+    if (rc != 0)
+        return rc;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc != 0)
+        return rc;
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len) == 0) {
+        if (bound.ss_family == AF_INET)
+            s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        else
+            s->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    }
+    s->listening = 1;
+    return 0;
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    eg_server_t *s = h->data;
+    s->open_handles--;
+    check_drain_done(s);
+}
+
+static void check_drain_done(eg_server_t *s)
+{
+    if (!s->draining || s->drain_done_called || s->nconns > 0)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&s->drain_timer)) {
+        uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
+        uv_close((uv_handle_t *)&s->flusher, on_server_handle_closed);
+    }
+    if (s->open_handles > 0)
+        return;
+    s->drain_done_called = 1;
+    if (s->drain_done)
+        s->drain_done(s->drain_udata);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    eg_server_t *s = t->data;
+    eg_conn_t *c, *next;
+
+    eg_log_warn("drain timeout: closing %zu connection(s) with requests in flight", s->nconns);
+    for (c = s->conns; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+}
+
+void eg_server_drain(eg_server_t *s, void (*done)(void *), void *udata)
+{
+    eg_conn_t *c, *next;
+
+    if (s->draining)
+        return;
+    s->draining = 1;
+    s->drain_done = done;
+    s->drain_udata = udata;
+    uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+    s->listening = 0;
+    for (c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->nqueued == 0 && !c->in_message) {
+            conn_close(c);
+        } else {
+            c->close_after_flush = 1;
+            if (!c->in_message && c->reading) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->reading = 0;
+            }
+        }
+    }
+    uv_timer_start(&s->drain_timer, on_drain_timeout, s->cfg->drain_timeout_ms, 0);
+    uv_unref((uv_handle_t *)&s->drain_timer);
+    check_drain_done(s);
+}
+
+void eg_server_free(eg_server_t *s)
+{
+    if (s == NULL)
+        return;
+    while (s->free_reqs) {
+        eg_req_t *req = s->free_reqs;
+        s->free_reqs = req->next;
+        eg_buf_free(&req->body);
+        eg_buf_free(&req->res_headers);
+        eg_buf_free(&req->res_out);
+        eg_arena_destroy(&req->arena);
+        free(req);
+    }
+    for (size_t i = 0; i < s->cors.norigins; i++)
+        free(s->cors.origins[i]);
+    free(s->cors.origins);
+    free(s);
+}
+
+size_t eg_server_conn_count(const eg_server_t *s)
+{
+    return s->nconns;
+}
+
+int eg_server_port(const eg_server_t *s)
+{
+    return s->port;
+}
+
+const eg_config_t *eg_server_config(const eg_server_t *s)
+{
+    return s->cfg;
+}
+
+bool eg_server_draining(const eg_server_t *s)
+{
+    return s->draining;
+}

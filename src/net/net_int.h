@@ -1,0 +1,103 @@
+/* Private declarations shared by src/net/server.c and src/net/response.c. */
+#ifndef ENGRAM_NET_INT_H
+#define ENGRAM_NET_INT_H
+
+#include <llhttp.h>
+
+#include "engram/http.h"
+
+typedef struct eg_cors_s {
+    bool any;
+    char **origins;
+    size_t norigins;
+} eg_cors_t;
+
+struct eg_server_s {
+    uv_loop_t *loop;
+    const eg_config_t *cfg;
+    eg_router_t *router;
+    uv_tcp_t listener;
+    uv_prepare_t flusher; /* writes every dirty connection once per loop turn */
+    uv_timer_t drain_timer;
+    llhttp_settings_t settings;
+    eg_cors_t cors;
+
+    eg_conn_t *conns; /* doubly linked list of open connections */
+    size_t nconns;
+    eg_conn_t *dirty; /* singly linked via conn->dirty_next */
+
+    eg_req_t *free_reqs; /* recycled request structs */
+    size_t nfree_reqs;
+
+    int port;
+    unsigned listening : 1;
+    unsigned draining : 1;
+    unsigned drain_done_called : 1;
+    int open_handles; /* listener, flusher, drain timer */
+    void (*drain_done)(void *);
+    void *drain_udata;
+
+    char date[64]; /* cached "Date: ...\r\n" */
+    int64_t date_sec;
+    char reqid_prefix[12];
+    uint64_t reqid_seq;
+};
+
+struct eg_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    eg_server_t *srv;
+    llhttp_t parser;
+    eg_conn_t *prev, *next;
+    eg_conn_t *dirty_next;
+
+    eg_req_t *head, *tail; /* requests in arrival order, responses leave from head */
+    eg_req_t *cur;         /* the request being parsed */
+    size_t nqueued;        /* requests in the queue (done or pending) */
+    size_t npending_gone;  /* handlers still running after the connection closed */
+
+    eg_buf_t in;       /* unparsed input kept while parsing is paused */
+    eg_buf_t out;      /* serialized responses not yet handed to the kernel */
+    eg_buf_t inflight; /* bytes owned by an in-progress uv_write */
+    uv_write_t wreq;
+
+    /* header parse scratch */
+    eg_buf_t url;
+    eg_buf_t hname;
+    eg_buf_t hval;
+    eg_kv_t *hdrs;
+    size_t nhdrs, caphdrs;
+    size_t header_bytes;
+    int parse_error; /* our own limit errors raised from parser callbacks */
+
+    int handles_open;
+    unsigned closing : 1;
+    unsigned dirty_flag : 1;
+    unsigned writing : 1;
+    unsigned reading : 1;
+    unsigned read_eof : 1;
+    unsigned close_after_flush : 1;
+    unsigned parse_paused : 1;
+    unsigned in_message : 1;
+    unsigned hval_open : 1;
+    unsigned lingering : 1;
+};
+
+/* Serialize req's response (status line, headers, body) into buf. */
+void eg__res_serialize(eg_req_t *req, eg_buf_t *buf, const char *ctype, const void *body,
+                       size_t len);
+
+/* Hand a finished response to its connection: written in pipeline order, or dropped (and the
+ * request freed) when the client is gone. */
+void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t len);
+
+/* Route a fully received request: CORS preflight, match, auth, then the handler. */
+void eg__dispatch(eg_req_t *req);
+
+/* Next request id ("<process prefix>-<sequence>") into out (64 bytes). */
+void eg__request_id(eg_server_t *s, char *out);
+
+/* CORS: the Access-Control-Allow-Origin value for an Origin header, or NULL when not allowed. */
+const char *eg__cors_allow(const eg_server_t *s, const char *origin);
+
+#endif
