@@ -220,8 +220,10 @@ void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t
         conn_maybe_free(c);
         return;
     }
-    if (!req->keep_alive || c->srv->draining)
+    if (!req->keep_alive || c->srv->draining) {
         req->keep_alive = 0;
+        c->close_after_flush = 1;
+    }
     if (req == c->head) {
         eg__res_serialize(req, &c->out, ctype, body, len);
         req->done = 1;
@@ -230,8 +232,7 @@ void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t
         eg__res_serialize(req, &req->res_out, ctype, body, len);
         req->done = 1;
     }
-    if (!req->keep_alive)
-        c->close_after_flush = 1;
+    /* req may be recycled by now: do not touch it below. */
     conn_mark_dirty(c);
 }
 
