@@ -106,20 +106,44 @@ static bool status_has_body(int status)
     return !(status == 204 || status == 304 || (status >= 100 && status < 200));
 }
 
+static void append_uint(eg_buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    eg_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 void eg__res_serialize(eg_req_t *req, eg_buf_t *b, const char *ctype, const void *body, size_t len)
 {
     eg_server_t *s = req->server;
     const char *origin = eg_req_header(req, "Origin");
     const char *allow = eg__cors_allow(s, origin);
 
-    eg_buf_printf(b, "HTTP/1.1 %d %s\r\n", req->status, eg_http_reason(req->status));
+    /* The hot path: plain appends, no printf (this runs for every response). */
+    eg_buf_puts(b, "HTTP/1.1 ");
+    append_uint(b, (uint64_t)req->status);
+    eg_buf_puts(b, " ");
+    eg_buf_puts(b, eg_http_reason(req->status));
+    eg_buf_puts(b, "\r\n");
     eg_buf_puts(b, eg__server_date(s));
     if (status_has_body(req->status)) {
-        if (ctype)
-            eg_buf_printf(b, "Content-Type: %s\r\n", ctype);
-        eg_buf_printf(b, "Content-Length: %zu\r\n", len);
+        if (ctype) {
+            eg_buf_puts(b, "Content-Type: ");
+            eg_buf_puts(b, ctype);
+            eg_buf_puts(b, "\r\n");
+        }
+        eg_buf_puts(b, "Content-Length: ");
+        append_uint(b, len);
+        eg_buf_puts(b, "\r\n");
     }
-    eg_buf_printf(b, "X-Request-Id: %s\r\n", req->request_id);
+    eg_buf_puts(b, "X-Request-Id: ");
+    eg_buf_puts(b, req->request_id);
+    eg_buf_puts(b, "\r\n");
     if (allow) {
         eg_buf_printf(b, "Access-Control-Allow-Origin: %s\r\n", allow);
         eg_buf_puts(b, "Access-Control-Expose-Headers: X-Request-Id, Retry-After, Allow\r\n");

@@ -92,7 +92,19 @@ static void req_free(eg_req_t *req)
 
 void eg__request_id(eg_server_t *s, char *out)
 {
-    snprintf(out, 64, "%s-%llx", s->reqid_prefix, (unsigned long long)++s->reqid_seq);
+    static const char hex[] = "0123456789abcdef";
+    uint64_t seq = ++s->reqid_seq;
+    char tmp[17];
+    size_t i = sizeof(tmp), plen = strlen(s->reqid_prefix);
+
+    do {
+        tmp[--i] = hex[seq & 15];
+        seq >>= 4;
+    } while (seq);
+    memcpy(out, s->reqid_prefix, plen);
+    out[plen] = '-';
+    memcpy(out + plen + 1, tmp + i, sizeof(tmp) - i);
+    out[plen + 1 + sizeof(tmp) - i] = '\0';
 }
 
 /* ---- connection teardown ----------------------------------------------------------------- */
