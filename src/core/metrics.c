@@ -187,6 +187,8 @@ void eg_metrics_http(const char *route, const char *method, int status, double s
 
     if (route == NULL)
         route = "unmatched";
+    if (method == NULL)
+        method = "";
     h = eg_hash(route, strlen(route)) ^ ((uint64_t)(unsigned char)method[0] << 8) ^
         (uint64_t)status * 2654435761u;
     memo = &eg_memo[h & (EG_ARRAY_SIZE(eg_memo) - 1)];
@@ -198,7 +200,9 @@ void eg_metrics_http(const char *route, const char *method, int status, double s
             strcpy(memo->method, method);
             memo->status = status;
         } else {
+            /* Too long to memoise: still counted, just without the shortcut. */
             eg_http_memo_t tmp;
+
             eg_metrics_http_slow(route, method, status, &tmp);
             eg_hist_observe(&eg_http_durations.items[tmp.dur - 1].hist, seconds);
             eg_http_requests.items[tmp.req - 1].count++;

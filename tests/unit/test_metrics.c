@@ -235,3 +235,35 @@ Test(metrics, reset_drops_everything)
     assert_has(t, "route=\"/back\"");
     free(t);
 }
+
+Test(metrics, long_route_and_null_method_are_counted)
+{
+    char route[300], want[400];
+    char *t;
+
+    memset(route, 'r', sizeof(route) - 1);
+    route[0] = '/';
+    route[sizeof(route) - 1] = '\0';
+    eg_metrics_http(route, "GET", 200, 0.01);
+    eg_metrics_http(route, "GET", 200, 0.01);
+    eg_metrics_http("/m", NULL, 500, 0.01);
+    t = render();
+    snprintf(want, sizeof(want), "{route=\"%s\",method=\"GET\",status=\"200\"} 2\n", route);
+    assert_has(t, want);
+    assert_has(t, "engram_http_requests_total{route=\"/m\",method=\"\",status=\"500\"} 1\n");
+    free(t);
+}
+
+Test(metrics, same_labels_different_status_after_memo)
+{
+    char *t;
+
+    /* Alternate statuses so a cached series must never be reused for the wrong labels. */
+    for (int i = 0; i < 10; i++)
+        eg_metrics_http("/alt", "GET", i % 2 ? 500 : 200, 0.01);
+    t = render();
+    assert_has(t, "engram_http_requests_total{route=\"/alt\",method=\"GET\",status=\"200\"} 5\n");
+    assert_has(t, "engram_http_requests_total{route=\"/alt\",method=\"GET\",status=\"500\"} 5\n");
+    assert_has(t, "engram_http_request_duration_seconds_count{route=\"/alt\",method=\"GET\"} 10\n");
+    free(t);
+}
