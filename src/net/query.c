@@ -27,7 +27,7 @@ int eg_query_parse(eg_arena_t *a, const char *qs, eg_kv_t **out, size_t *n)
         if (len > 0) {
             char *pair = eg_arena_strndup(a, p, len);
             char *eq = strchr(pair, '=');
-            char *value = "";
+            char *value = pair + len; /* the NUL terminator: an empty, writable value */
             if (eq) {
                 *eq = '\0';
                 value = eq + 1;

@@ -160,7 +160,8 @@ typedef struct {
     char **segs;
     size_t nsegs;
     const char *method;
-    const eg_rnode_t *first_terminal;      /* for the 405 Allow list */
+    const eg_rnode_t *terminals[8]; /* nodes the path reached, for the 405 Allow list */
+    size_t nterminals;
     const char *bound[EG_ROUTER_MAX_SEGS]; /* param values along the current path */
     const char *names[EG_ROUTER_MAX_SEGS];
     size_t nbound;
@@ -179,8 +180,8 @@ static const eg_route_t *match_node(match_ctx_t *m, const eg_rnode_t *n, size_t 
     if (i == m->nsegs) {
         if (n->nroutes == 0)
             return NULL;
-        if (m->first_terminal == NULL)
-            m->first_terminal = n;
+        if (m->nterminals < EG_ARRAY_SIZE(m->terminals))
+            m->terminals[m->nterminals++] = n;
         return route_for(n, m->method);
     }
     const char *seg = m->segs[i];
@@ -267,18 +268,27 @@ const eg_route_t *eg_router_match(const eg_router_t *r, const char *method, cons
         }
         return route;
     }
-    if (m.first_terminal && allowlen) {
-        size_t off = 0;
+    if (m.nterminals && allowlen) {
+        /* Union of the methods of every template the path matched, plus HEAD where GET is. */
+        const char *meths[32];
+        size_t nm = 0, off = 0;
         bool has_get = false, has_head = false;
-        for (size_t i = 0; i < m.first_terminal->nroutes; i++) {
-            const char *meth = m.first_terminal->routes[i]->method;
-            has_get |= strcmp(meth, "GET") == 0;
-            has_head |= strcmp(meth, "HEAD") == 0;
+        for (size_t t = 0; t < m.nterminals; t++) {
+            for (size_t i = 0; i < m.terminals[t]->nroutes; i++) {
+                const char *meth = m.terminals[t]->routes[i]->method;
+                bool seen = false;
+                for (size_t k = 0; k < nm; k++)
+                    seen |= strcmp(meths[k], meth) == 0;
+                if (!seen && nm < EG_ARRAY_SIZE(meths))
+                    meths[nm++] = meth;
+                has_get |= strcmp(meth, "GET") == 0;
+                has_head |= strcmp(meth, "HEAD") == 0;
+            }
         }
-        for (size_t i = 0; i < m.first_terminal->nroutes + (has_get && !has_head); i++) {
-            const char *meth =
-                i < m.first_terminal->nroutes ? m.first_terminal->routes[i]->method : "HEAD";
-            int w = snprintf(allow + off, allowlen - off, "%s%s", off ? ", " : "", meth);
+        if (has_get && !has_head && nm < EG_ARRAY_SIZE(meths))
+            meths[nm++] = "HEAD";
+        for (size_t i = 0; i < nm; i++) {
+            int w = snprintf(allow + off, allowlen - off, "%s%s", off ? ", " : "", meths[i]);
             if (w < 0 || (size_t)w >= allowlen - off)
                 break;
             off += (size_t)w;
