@@ -1,7 +1,7 @@
 # Shared helpers for tools/run, tools/test and tools/bench/http. Source it; do not execute it.
 #
 # Callers set EG_TOOL (a short name used as the log prefix) before sourcing.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 
 EG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EG_TOOL="${EG_TOOL:-tools}"
