@@ -1,22 +1,15 @@
 // CORS: preflight and simple requests, with an origin list and with "*".
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEngram, workspaceWithKey } from './harness.mjs';
+import { workspaceWithKey, supervisedEngram } from './harness.mjs';
 
-let srv;     // --cors-origins 'http://a.example,http://b.example'
-let star;    // --cors-origins '*'
+const hooks = { before, after, beforeEach, afterEach };
+const srv = supervisedEngram(hooks, { args: ['--cors-origins', 'http://a.example,http://b.example'] });
+const star = supervisedEngram(hooks, { args: ['--cors-origins', '*'] });
 let key;
 
 before(async () => {
-    [srv, star] = await Promise.all([
-        startEngram({ args: ['--cors-origins', 'http://a.example,http://b.example'] }),
-        startEngram({ args: ['--cors-origins', '*'] }),
-    ]);
     ({ key } = await workspaceWithKey('cors'));
-});
-
-after(async () => {
-    await Promise.all([srv && srv.stop(), star && star.stop()]);
 });
 
 const list = (v) => (v || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);

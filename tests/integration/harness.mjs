@@ -202,15 +202,36 @@ export class Engram {
         return waitFor(() => this.lines.find(pred), { timeoutMs, intervalMs: 20, what: 'log line' });
     }
 
-    request(method, path, opts = {}) { return request(this.port, method, path, opts); }
-    get(path, opts = {}) { return request(this.port, 'GET', path, opts); }
+    // If the process died (or dies within a moment), a description with its last stderr lines.
+    async crashInfo(waitMs = 500) {
+        if (!this.exited) await Promise.race([this.exitPromise, sleep(waitMs)]);
+        if (!this.exited) return '';
+        return `\n--- engramd on port ${this.port} exited ${JSON.stringify(this.exited)}; stderr tail:\n${this.stderrTail(40)}`;
+    }
 
-    async rawConn() { return RawConn.open(this.port); }
+    async _annotate(err) {
+        const info = await this.crashInfo();
+        if (info && err && typeof err.message === 'string' && !err.message.includes('engramd on port')) err.message += info;
+        return err;
+    }
+
+    async request(method, path, opts = {}) {
+        try { return await request(this.port, method, path, opts); } catch (e) { throw await this._annotate(e); }
+    }
+    get(path, opts = {}) { return this.request('GET', path, opts); }
+
+    async rawConn() {
+        try {
+            const c = await RawConn.open(this.port);
+            c.owner = this;
+            return c;
+        } catch (e) { throw await this._annotate(e); }
+    }
 
     signal(sig = 'SIGTERM') { this.proc.kill(sig); }
 
     // SIGTERM (or sig), wait for exit (SIGKILL after timeoutMs); returns {code, signal}.
-    async stop(sig = 'SIGTERM', timeoutMs = 15000) {
+    async stop(sig = 'SIGTERM', timeoutMs = 6000) {
         if (this.exited) return this.exited;
         this.proc.kill(sig);
         const r = await Promise.race([this.exitPromise, sleep(timeoutMs).then(() => null)]);
@@ -472,9 +493,11 @@ export class RawConn {
             const r = parseResponse(this.buf, { isHead, eof: this.closed });
             if (r) { this.buf = Buffer.from(r.rest); return r.response; }
             if (this.closed) {
+                if (this.owner) throw await this.owner._annotate(new Error(`connection closed before a full response (have ${this.buf.length} bytes)`));
                 throw new Error(`connection closed before a full response (have ${this.buf.length} bytes: ${JSON.stringify(this.buf.toString('latin1').slice(0, 200))})${this.error ? ' error ' + this.error.code : ''}`);
             }
             const left = deadline - Date.now();
+            if (left <= 0 && this.owner && this.owner.exited) throw await this.owner._annotate(new Error('no response'));
             if (left <= 0) throw new Error(`no full response within ${timeoutMs} ms (have ${JSON.stringify(this.buf.toString('latin1').slice(0, 200))})`);
             await this._wait(left);
         }
@@ -570,4 +593,47 @@ export function parseMetrics(text) {
         out.push({ name: m[1], labels, value: Number(m[4]) });
     }
     return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Supervised engramd for a whole test file                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+// Start engramd before the file's tests and stop it after; if it dies during a test, that test
+// fails with the process's last stderr lines (sanitizer report), and a fresh engramd is started
+// for the next test so that one crash does not cascade. hooks: {before, after, beforeEach,
+// afterEach} from node:test. Returns a proxy that always forwards to the current instance.
+export function supervisedEngram(hooks, opts = {}) {
+    let cur = null;
+    const restart = async () => { cur = await startEngram(opts); };
+    const dead = async () => {
+        if (!cur.alive()) return true;
+        if ((await tryConnect(cur.port, 1000)) === 'refused') {
+            await Promise.race([cur.exitPromise, sleep(1000)]);
+            return true;
+        }
+        return false;
+    };
+    hooks.before(restart);
+    hooks.beforeEach(async () => {
+        if (cur && (await dead())) {
+            if (!cur.reported) process.stderr.write(`engramd on ${cur.port} was dead before a test; restarting\n`);
+            await cur.stop('SIGKILL', 2000);
+            await restart();
+        }
+    });
+    hooks.afterEach(async () => {
+        if (cur && !cur.reported && (await dead())) {
+            cur.reported = true;
+            throw new Error(`engramd died during this test (exit ${JSON.stringify(cur.exited)}):\n${cur.stderrTail(40)}`);
+        }
+    });
+    hooks.after(async () => { if (cur) await cur.stop(); });
+    return new Proxy({}, {
+        get(_, p) {
+            if (p === 'current') return cur;
+            const v = cur[p];
+            return typeof v === 'function' ? v.bind(cur) : v;
+        },
+    });
 }

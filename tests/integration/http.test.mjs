@@ -1,23 +1,18 @@
 // HTTP/1.1 behaviour: keep-alive, pipelining, chunked bodies, HEAD, Expect, request ids, 404/405,
 // malformed requests, root routes (/health, /version, /metrics), access log.
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startEngram, workspaceWithKey, rawRequest, chunked, engramError, parseMetrics, sleep,
-    uniqueName,
+    uniqueName, supervisedEngram,
 } from './harness.mjs';
 
-let srv;
+const srv = supervisedEngram({ before, after, beforeEach, afterEach }, { args: ['--log-level', 'info'] });
 let key; // secret key of a fresh workspace
 let ws;
 
 before(async () => {
-    srv = await startEngram({ args: ['--log-level', 'info'] });
     ({ ws, key } = await workspaceWithKey('http'));
-});
-
-after(async () => {
-    if (srv) await srv.stop();
 });
 
 const auth = () => ({ Authorization: `Bearer ${key}` });

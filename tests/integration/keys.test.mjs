@@ -1,22 +1,19 @@
 // Authentication and the engram keys API: 401s, create/list/revoke, validation, isolation.
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
     startEngram, createWorkspace, createKey, workspaceWithKey, engramError, uniqueName, waitFor,
-    rawRequest,
+    rawRequest, supervisedEngram,
 } from './harness.mjs';
 
-let srv;
+const srv = supervisedEngram({ before, after, beforeEach, afterEach });
 let A; // {ws, key}
 let B;
 
 before(async () => {
-    srv = await startEngram();
     [A, B] = await Promise.all([workspaceWithKey('keysA'), workspaceWithKey('keysB')]);
 });
-
-after(async () => { if (srv) await srv.stop(); });
 
 const bearer = (k) => ({ Authorization: `Bearer ${k}` });
 const base62 = (n) => {

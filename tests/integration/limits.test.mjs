@@ -1,23 +1,20 @@
 // Limits: header/body/URL sizes, read and idle timeouts, max connections.
-import { test, before, after } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
     startEngram, workspaceWithKey, rawRequest, chunked, engramError, parseMetrics, sleep, uniqueName,
-    RawConn,
+    RawConn, supervisedEngram,
 } from './harness.mjs';
 
-let srv;
+const srv = supervisedEngram({ before, after, beforeEach, afterEach }, {
+    args: ['--max-body-size', '1k', '--max-header-size', '2k', '--max-url-size', '512',
+        '--read-timeout', '1s', '--idle-timeout', '1s'],
+});
 let key;
 
 before(async () => {
-    srv = await startEngram({
-        args: ['--max-body-size', '1k', '--max-header-size', '2k', '--max-url-size', '512',
-            '--read-timeout', '1s', '--idle-timeout', '1s'],
-    });
     ({ key } = await workspaceWithKey('limits'));
 });
-
-after(async () => { if (srv) await srv.stop(); });
 
 const auth = () => ({ Authorization: `Bearer ${key}` });
 
