@@ -167,3 +167,27 @@ test('CLI with Redis unreachable fails cleanly', async () => {
     assert.notEqual(r.code, 0);
     assert.ok(r.stderr.trim().length > 0);
 });
+
+test('concurrent first use on a fresh Redis creates exactly one "default" workspace', async () => {
+    const redis = new PrivateRedis();
+    await redis.start();
+    try {
+        const rs = await Promise.all(Array.from({ length: 6 }, () => cli(['keys', 'create'], { redisUrl: redis.url })));
+        for (const r of rs) assert.equal(r.code, 0, r.stderr);
+        const ws = await cli(['workspaces', 'list'], { redisUrl: redis.url });
+        const rows = ws.stdout.trim().split('\n').map((l) => l.split('\t'));
+        assert.deepEqual(rows.map((f) => f[1]), ['default'], `workspaces:\n${ws.stdout}`);
+        const keys = await listKeys({ redisUrl: redis.url });
+        assert.equal(keys.length, 6);
+        for (const k of keys) assert.equal(k.workspace_id, rows[0][0]);
+    } finally { await redis.destroy(); }
+});
+
+test('concurrent workspaces create with one name: exactly one succeeds', async () => {
+    const name = uniqueName('race');
+    const rs = await Promise.all(Array.from({ length: 6 }, () => cli(['workspaces', 'create', name])));
+    const ok = rs.filter((r) => r.code === 0);
+    assert.equal(ok.length, 1, `successes: ${ok.length}\n${rs.map((r) => `${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`).join('\n')}`);
+    const l = await cli(['workspaces', 'list']);
+    assert.equal(l.stdout.split('\n').filter((x) => x.endsWith(`\t${name}`)).length, 1);
+});

@@ -128,6 +128,60 @@ test('pipelining: requests split at odd byte boundaries', async () => {
     } finally { c.destroy(); }
 });
 
+test('pipelining: 200 requests in one write (beyond the per-connection pipeline limit) all answered in order', async () => {
+    const c = await srv.rawConn();
+    try {
+        const n = 200;
+        const reqs = [];
+        for (let i = 0; i < n; i++) {
+            reqs.push(i % 3 === 1
+                ? rawRequest('GET', '/engram/v1/whoami', { headers: { ...auth(), 'X-Request-Id': `deep-${i}` } })
+                : rawRequest('GET', '/health/live', { headers: { 'X-Request-Id': `deep-${i}` } }));
+        }
+        await c.write(Buffer.concat(reqs));
+        for (let i = 0; i < n; i++) {
+            const r = await c.readResponse({ timeoutMs: 10000 });
+            assert.equal(r.status, 200, `response ${i}: ${r.head}`);
+            assert.equal(r.headers['x-request-id'], `deep-${i}`);
+        }
+        assert.equal(c.closed, false);
+    } finally { c.destroy(); }
+});
+
+test('50 concurrent connections with authenticated requests', async () => {
+    const results = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+        const c = await srv.rawConn();
+        try {
+            await c.write(Buffer.concat([
+                rawRequest('GET', '/engram/v1/whoami', { headers: auth() }),
+                rawRequest('POST', '/engram/v1/keys', { headers: { ...auth(), 'Content-Type': 'application/json' }, body: JSON.stringify({ name: `conc-${i}` }) }),
+            ]));
+            const a = await c.readResponse({ timeoutMs: 15000 });
+            const b = await c.readResponse({ timeoutMs: 15000 });
+            return [a.status, b.status];
+        } finally { c.destroy(); }
+    }));
+    for (const [a, b] of results) { assert.equal(a, 200); assert.equal(b, 201); }
+    assert.ok(srv.alive());
+});
+
+test('client closing mid-request does not hurt the server', async () => {
+    for (let i = 0; i < 20; i++) {
+        const c = await srv.rawConn();
+        const body = JSON.stringify({ name: 'gone' });
+        await c.write(rawRequest('POST', '/engram/v1/keys', { headers: { ...auth(), 'Content-Type': 'application/json' }, body }));
+        c.destroy(); // before the response (which needs a Redis round trip) is written
+    }
+    const c = await srv.rawConn();
+    try {
+        await c.write(Buffer.concat([rawRequest('GET', '/engram/v1/whoami', { headers: auth() })]));
+        c.destroy();
+    } catch { /* */ }
+    await sleep(300);
+    assert.ok(srv.alive(), 'engramd survived clients that went away');
+    assert.equal((await srv.get('/health/live')).status, 200);
+});
+
 test('chunked request body: POST /engram/v1/keys', async () => {
     const c = await srv.rawConn();
     try {
