@@ -78,6 +78,10 @@ int eg_store_eval(eg_script_t *script, eg_reply_fn fn, void *udata, int nkeys, i
 /* Subscribe to a channel on the dedicated pub/sub connection (kept across reconnects). */
 int eg_store_subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resync, void *udata);
 
+/* Remove the subscription made with the same (channel, fn, udata); the channel is unsubscribed
+ * in Redis when nobody else in this process needs it. 0 or EG_ENOTFOUND. */
+int eg_store_unsubscribe(const char *channel, eg_message_fn fn, void *udata);
+
 /* Publish fire-and-forget on a command connection. 0 or EG_EUNAVAIL. */
 int eg_store_publish(const char *channel, const char *payload, size_t len);
 

@@ -1022,6 +1022,39 @@ fail:
     return EG_EUNAVAIL;
 }
 
+int eg_store_unsubscribe(const char *channel, eg_message_fn fn, void *udata)
+{
+    eg_store_t *s = g_store;
+    eg_conn_t *c;
+    int found = -1;
+
+    if (channel == NULL || fn == NULL)
+        return EG_EINVAL;
+    if (s == NULL)
+        return EG_ENOTFOUND;
+    for (int i = 0; i < s->nsubs; i++) {
+        if (s->subs[i].fn == fn && s->subs[i].udata == udata &&
+            strcmp(s->subs[i].channel, channel) == 0) {
+            found = i;
+            break;
+        }
+    }
+    if (found < 0)
+        return EG_ENOTFOUND;
+    free(s->subs[found].channel);
+    memmove(&s->subs[found], &s->subs[found + 1],
+            (size_t)(s->nsubs - found - 1) * sizeof(*s->subs));
+    s->nsubs--;
+    for (int i = 0; i < s->nsubs; i++)
+        if (strcmp(s->subs[i].channel, channel) == 0)
+            return 0; /* another subscriber still needs the channel */
+    c = &s->conns[s->pool];
+    if (!s->closing && eg_conn_usable(c))
+        redisAsyncCommand(c->ac, eg_pubsub_message_cb, NULL, "UNSUBSCRIBE %b", channel,
+                          strlen(channel));
+    return 0;
+}
+
 int eg_store_publish(const char *channel, const char *payload, size_t len)
 {
     if (channel == NULL || (payload == NULL && len > 0))
