@@ -95,7 +95,12 @@ struct eg_req_s {
     unsigned gone : 1;       /* client connection closed before the response */
     unsigned expect_100 : 1; /* client sent Expect: 100-continue */
     unsigned http10 : 1;     /* HTTP/1.0 request */
+    unsigned streaming : 1;  /* eg_res_stream_begin was called */
     void *udata;             /* handler state */
+    /* Streams only: called once when the stream must stop before its owner ended it — the
+     * client went away (req->gone set) or the server is draining. The owner stops producing
+     * and calls eg_res_stream_end. */
+    void (*on_stream_stop)(eg_req_t *req);
 };
 
 /* Case-insensitive header lookup; NULL when absent. */
@@ -119,6 +124,17 @@ void eg_res_header(eg_req_t *req, const char *name, const char *value);
 
 /* Finish the request with a status, content type (NULL for none) and body. Exactly once. */
 void eg_res_send(eg_req_t *req, int status, const char *content_type, const void *body, size_t len);
+
+/* Start a streaming response (SSE, long-lived feeds): sends the status and headers now with
+ * chunked transfer encoding; the body follows with eg_res_stream_write. */
+void eg_res_stream_begin(eg_req_t *req, int status, const char *content_type);
+
+/* Append one body chunk. 0, or EG_EBUSY when the client reads too slowly (its unsent output is
+ * over the configured cap: the caller should end the stream), or EG_ENOTFOUND when it is gone. */
+int eg_res_stream_write(eg_req_t *req, const void *data, size_t len);
+
+/* End a streaming response (sends the last chunk, logs the request, releases it). */
+void eg_res_stream_end(eg_req_t *req);
 
 /* Finish with a JSON body; takes ownership of json (deleted). */
 void eg_res_json(eg_req_t *req, int status, cJSON *json);

@@ -91,6 +91,12 @@ void eg__res_serialize(eg_req_t *req, eg_buf_t *buf, const char *ctype, const vo
  * request freed) when the client is gone. */
 void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t len);
 
+/* Streaming responses: the head (chunked), one body chunk, and the final chunk. write returns
+ * 0, EG_EBUSY (client too slow) or EG_ENOTFOUND (client gone). */
+void eg__conn_stream_begin(eg_req_t *req, const char *ctype);
+int eg__conn_stream_write(eg_req_t *req, const void *data, size_t len);
+void eg__conn_stream_end(eg_req_t *req);
+
 /* Route a fully received request: CORS preflight, match, auth, then the handler. */
 void eg__dispatch(eg_req_t *req);
 

@@ -131,7 +131,14 @@ void eg__res_serialize(eg_req_t *req, eg_buf_t *b, const char *ctype, const void
     eg_buf_puts(b, eg_http_reason(req->status));
     eg_buf_puts(b, "\r\n");
     eg_buf_puts(b, eg__server_date(s));
-    if (status_has_body(req->status)) {
+    if (req->streaming) {
+        if (ctype) {
+            eg_buf_puts(b, "Content-Type: ");
+            eg_buf_puts(b, ctype);
+            eg_buf_puts(b, "\r\n");
+        }
+        eg_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    } else if (status_has_body(req->status)) {
         if (ctype) {
             eg_buf_puts(b, "Content-Type: ");
             eg_buf_puts(b, ctype);
@@ -200,9 +207,11 @@ void eg_res_send(eg_req_t *req, int status, const char *content_type, const void
 {
     double seconds;
 
-    if (req->done) {
+    if (req->done || req->streaming) {
         eg_log_error("response sent twice for request %s (%s)", req->request_id,
                      req->route ? req->route->tmpl : "unmatched");
+        if (req->streaming)
+            eg_res_stream_end(req);
         return;
     }
     req->status = status;
@@ -213,6 +222,42 @@ void eg_res_send(eg_req_t *req, int status, const char *content_type, const void
     if (req->server->cfg->access_log)
         access_log(req, seconds);
     eg__conn_respond(req, content_type, body, len);
+}
+
+void eg_res_stream_begin(eg_req_t *req, int status, const char *content_type)
+{
+    if (req->done || req->streaming)
+        return;
+    req->status = status;
+    req->streaming = 1;
+    eg__conn_stream_begin(req, content_type);
+}
+
+int eg_res_stream_write(eg_req_t *req, const void *data, size_t len)
+{
+    int rc;
+
+    if (req->done || !req->streaming)
+        return EG_EINVAL;
+    rc = eg__conn_stream_write(req, data, len);
+    if (rc == 0)
+        req->res_bytes += len;
+    return rc;
+}
+
+void eg_res_stream_end(eg_req_t *req)
+{
+    double seconds;
+
+    if (req->done || !req->streaming)
+        return;
+    req->on_stream_stop = NULL;
+    seconds = (double)(eg_mono_ns() - req->start_ns) / 1e9;
+    eg_metrics_http(req->route ? req->route->tmpl : "unmatched", req->method ? req->method : "-",
+                    req->status, seconds);
+    if (req->server->cfg->access_log)
+        access_log(req, seconds);
+    eg__conn_stream_end(req);
 }
 
 void eg_res_json(eg_req_t *req, int status, cJSON *json)

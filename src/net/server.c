@@ -144,7 +144,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
 /* Close now: requests whose handlers still run are marked gone and released when they finish. */
 static void conn_close(eg_conn_t *c)
 {
-    eg_req_t *req, *next;
+    eg_req_t *req, *next, *streams = NULL;
 
     if (c->closing)
         return;
@@ -157,12 +157,24 @@ static void conn_close(eg_conn_t *c)
             req->gone = 1;
             req->next = NULL;
             c->npending_gone++;
+            if (req->streaming && req->on_stream_stop) {
+                req->next = streams;
+                streams = req;
+            }
         }
     }
     c->head = c->tail = c->cur = NULL;
     c->nqueued = 0;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    /* Tell stream owners last: they end their stream, which may release the request. */
+    for (req = streams; req; req = next) {
+        next = req->next;
+        req->next = NULL;
+        void (*stop)(eg_req_t *) = req->on_stream_stop;
+        req->on_stream_stop = NULL;
+        stop(req);
+    }
 }
 
 static void on_shutdown(uv_shutdown_t *sreq, int status)
@@ -209,7 +221,12 @@ static void conn_mark_dirty(eg_conn_t *c)
 
 static void conn_pop_done(eg_conn_t *c)
 {
-    /* Move every finished response at the head of the queue into the output buffer. */
+    /* Move every finished response at the head of the queue into the output buffer; a stream
+     * that reached the head passes what it buffered and keeps its place. */
+    if (c->head && !c->head->done && c->head->streaming && c->head->res_out.len) {
+        eg_buf_append(&c->out, c->head->res_out.data, c->head->res_out.len);
+        eg_buf_clear(&c->head->res_out);
+    }
     while (c->head && c->head->done) {
         eg_req_t *req = c->head;
         c->head = req->next;
@@ -219,7 +236,70 @@ static void conn_pop_done(eg_conn_t *c)
         if (req->res_out.len)
             eg_buf_append(&c->out, req->res_out.data, req->res_out.len);
         req_free(req);
+        if (c->head && !c->head->done && c->head->streaming && c->head->res_out.len) {
+            eg_buf_append(&c->out, c->head->res_out.data, c->head->res_out.len);
+            eg_buf_clear(&c->head->res_out);
+        }
     }
+}
+
+/* Where a request's output goes now: straight to the connection when it is the head of the
+ * pipeline, else into the request until the responses before it are out. */
+static eg_buf_t *req_sink(eg_req_t *req)
+{
+    return req == req->conn->head ? &req->conn->out : &req->res_out;
+}
+
+void eg__conn_stream_begin(eg_req_t *req, const char *ctype)
+{
+    eg_conn_t *c = req->conn;
+
+    if (req->gone)
+        return;
+    if (c->srv->draining)
+        req->keep_alive = 0;
+    if (!req->keep_alive)
+        c->close_after_flush = 1;
+    eg__res_serialize(req, req_sink(req), ctype, NULL, 0);
+    conn_mark_dirty(c);
+}
+
+int eg__conn_stream_write(eg_req_t *req, const void *data, size_t len)
+{
+    eg_conn_t *c = req->conn;
+    char head[24];
+    eg_buf_t *sink;
+
+    if (req->gone || c->closing)
+        return EG_ENOTFOUND;
+    if (c->out.len + c->inflight.len + req->res_out.len > c->srv->cfg->max_output_bytes)
+        return EG_EBUSY;
+    if (len == 0 || req->is_head)
+        return 0;
+    sink = req_sink(req);
+    snprintf(head, sizeof(head), "%zx\r\n", len);
+    eg_buf_puts(sink, head);
+    eg_buf_append(sink, data, len);
+    eg_buf_puts(sink, "\r\n");
+    conn_mark_dirty(c);
+    return 0;
+}
+
+void eg__conn_stream_end(eg_req_t *req)
+{
+    eg_conn_t *c = req->conn;
+
+    if (req->gone) {
+        c->npending_gone--;
+        req_free(req);
+        conn_maybe_free(c);
+        return;
+    }
+    if (!req->is_head)
+        eg_buf_puts(req_sink(req), "0\r\n\r\n");
+    req->done = 1;
+    conn_pop_done(c);
+    conn_mark_dirty(c);
 }
 
 void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t len)
@@ -906,6 +986,15 @@ void eg_server_drain(eg_server_t *s, void (*done)(void *), void *udata)
             if (!c->in_message && c->reading) {
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->reading = 0;
+            }
+            /* Streams never finish by themselves: ask their owners to end them. */
+            for (eg_req_t *req = c->head; req; req = req->next) {
+                if (req->streaming && !req->done && req->on_stream_stop) {
+                    void (*stop)(eg_req_t *) = req->on_stream_stop;
+                    req->on_stream_stop = NULL;
+                    stop(req);
+                    break; /* the queue may have changed under us */
+                }
             }
         }
     }
