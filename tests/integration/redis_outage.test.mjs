@@ -62,6 +62,12 @@ test('Redis down → 503s, engramd alive; Redis back → recovers by itself', as
         assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms: a down Redis must fail fast`);
     });
 
+    await t.test('(docs/http.md) storage_unavailable carries Retry-After', async () => {
+        const r = await srv.get('/engram/v1/keys', { headers: auth(), timeoutMs: 10000 });
+        assert.equal(r.status, 503);
+        assert.match(r.headers['retry-after'] || '', /^\d+$/, 'Retry-After: <seconds>');
+    });
+
     await t.test('an uncached key gets 503 (not 401) while Redis is down', async () => {
         const r = await srv.get('/engram/v1/whoami', { headers: { Authorization: 'Bearer sk_' + 'Q'.repeat(40) }, timeoutMs: 10000 });
         assert.equal(r.status, 503, `unknown key during outage: ${r.status} ${r.body} (401 would wrongly claim the key is invalid)`);
