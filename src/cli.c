@@ -189,7 +189,7 @@ static void cli_next(cli_t *cli)
                                   cli->name ? cli->name : "cli", on_key_created, cli);
             break;
         case CMD_KEYS_LIST:
-            rc = eg_apikey_list(cli->workspace ? cli->ws.id : NULL, on_keys_listed, cli);
+            rc = eg_apikey_list(cli->ws.id, on_keys_listed, cli);
             break;
         case CMD_KEYS_REVOKE:
             rc = eg_apikey_revoke(NULL, cli->arg, on_key_revoked, cli);

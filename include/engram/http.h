@@ -80,7 +80,7 @@ struct eg_req_s {
     const eg_route_t *route;
     const eg_face_t *face; /* face by mount prefix (also for 404s) */
     eg_auth_t auth;        /* valid when route->flags & (EG_ROUTE_AUTH|EG_ROUTE_AUTH_PK) */
-    char request_id[64];
+    char request_id[72];
     uint64_t start_ns;
 
     /* response */

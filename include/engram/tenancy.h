@@ -22,7 +22,7 @@ typedef struct eg_workspace_s {
 typedef struct eg_apikey_s {
     char id[40];
     char workspace_id[40];
-    char name[128];
+    char name[160]; /* up to 128 bytes of UTF-8 */
     eg_key_kind_t kind;
     char prefix[16]; /* first characters of the secret, for display ("sk_AbC1...") */
     int64_t created_ms;

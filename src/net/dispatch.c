@@ -16,7 +16,7 @@ static bool valid_request_id(const char *s)
               c == '-' || c == '_' || c == '.'))
             return false;
     }
-    return n > 0 && n <= 63;
+    return n > 0 && n <= 64;
 }
 
 /* Header values echoed into Access-Control-Allow-Headers must be a plain token list. */

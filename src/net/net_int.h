@@ -100,7 +100,7 @@ void eg__conn_stream_end(eg_req_t *req);
 /* Route a fully received request: CORS preflight, match, auth, then the handler. */
 void eg__dispatch(eg_req_t *req);
 
-/* Next request id ("<process prefix>-<sequence>") into out (64 bytes). */
+/* Next request id ("<process prefix>-<sequence>") into out (72 bytes). */
 void eg__request_id(eg_server_t *s, char *out);
 
 /* CORS: the Access-Control-Allow-Origin value for an Origin header, or NULL when not allowed. */

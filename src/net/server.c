@@ -469,6 +469,11 @@ static void on_conn_timer(uv_timer_t *t)
         c->cur = NULL;
         c->in_message = 0;
         req->keep_alive = 0;
+        if (req->method == NULL)
+            req->method = "-";
+        if (req->request_id[0] == '\0')
+            eg__request_id(c->srv, req->request_id);
+        req->face = &eg_face_engram;
         c->close_after_flush = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
@@ -598,7 +603,8 @@ static int on_headers_complete(llhttp_t *p)
     if (c->hval_open || c->hname.len)
         push_header(c);
     req->headers = eg_arena_alloc(&req->arena, (c->nhdrs ? c->nhdrs : 1) * sizeof(eg_kv_t));
-    memcpy(req->headers, c->hdrs, c->nhdrs * sizeof(eg_kv_t));
+    if (c->nhdrs)
+        memcpy(req->headers, c->hdrs, c->nhdrs * sizeof(eg_kv_t));
     req->nheaders = c->nhdrs;
     req->method = llhttp_method_name((llhttp_method_t)p->method);
     req->target = eg_arena_strndup(&req->arena, c->url.data ? c->url.data : "", c->url.len);
@@ -630,6 +636,19 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (req->body.len + len > c->srv->cfg->max_body_bytes)
         return limit_error(c, EG_ETOOBIG);
     eg_buf_append(&req->body, at, len);
+    return 0;
+}
+
+/* A chunk announces its size before its data: refuse an oversized body right away instead of
+ * waiting for bytes that would only be discarded. */
+static int on_chunk_header(llhttp_t *p)
+{
+    eg_conn_t *c = p->data;
+    eg_req_t *req = c->cur;
+
+    if (p->content_length >
+        c->srv->cfg->max_body_bytes - EG_MIN(req->body.len, c->srv->cfg->max_body_bytes))
+        return limit_error(c, EG_ETOOBIG);
     return 0;
 }
 
@@ -888,6 +907,7 @@ eg_server_t *eg_server_new(uv_loop_t *loop, const eg_config_t *cfg, eg_router_t 
     s->settings.on_header_value = on_header_value;
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;
+    s->settings.on_chunk_header = on_chunk_header;
     s->settings.on_message_complete = on_message_complete;
     parse_cors(s);
     eg_random_bytes(rnd, sizeof(rnd));
