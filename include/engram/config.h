@@ -27,6 +27,7 @@ typedef struct eg_config_s {
     int max_connections;               /* ENGRAM_MAX_CONNECTIONS, default 10000 */
     int max_pipeline;           /* ENGRAM_MAX_PIPELINE in-flight requests per conn, default 64 */
     size_t max_output_bytes;    /* ENGRAM_MAX_OUTPUT_BUFFER before a conn is paused, 1m */
+    uint64_t ws_ping_ms;               /* ENGRAM_WS_PING_INTERVAL, default 30s */
     uint64_t auth_cache_ttl_ms; /* ENGRAM_AUTH_CACHE_TTL, default 30s */
     eg_log_level_t log_level;   /* ENGRAM_LOG_LEVEL, default info */
     bool access_log;            /* ENGRAM_ACCESS_LOG, default true */

@@ -96,6 +96,7 @@ struct eg_req_s {
     unsigned expect_100 : 1; /* client sent Expect: 100-continue */
     unsigned http10 : 1;     /* HTTP/1.0 request */
     unsigned streaming : 1;  /* eg_res_stream_begin was called */
+    unsigned upgrade : 1;    /* the request asks for a protocol upgrade */
     void *udata;             /* handler state */
     /* Streams only: called once when the stream must stop before its owner ended it — the
      * client went away (req->gone set) or the server is draining. The owner stops producing
@@ -172,6 +173,28 @@ const eg_face_t *eg_router_face_for(const eg_router_t *r, const char *path);
 /* Parse a query string into decoded pairs (repeated keys kept in order). 0 or EG_EINVAL. */
 int eg_query_parse(eg_arena_t *a, const char *qs, eg_kv_t **out, size_t *n);
 
+/* WebSocket connections (RFC 6455) made by upgrading a request with eg_ws_accept. */
+typedef struct eg_wsconn_s eg_wsconn_t;
+
+typedef struct eg_ws_handler_s {
+    /* A complete text (op 1, valid UTF-8) or binary (op 2) message from the client. */
+    void (*on_message)(eg_wsconn_t *ws, int op, const char *data, size_t len, void *udata);
+    /* The connection is gone (close handshake, error, dead peer, drain): called exactly once;
+     * the handle is invalid afterwards. code is the close code (1006 when none was received). */
+    void (*on_close)(eg_wsconn_t *ws, int code, void *udata);
+} eg_ws_handler_t;
+
+/* Upgrade req to a WebSocket: checks the handshake headers, answers 101 and hands the connection
+ * to h. Returns the connection, or NULL after answering the request with an error (400/426). */
+eg_wsconn_t *eg_ws_accept(eg_req_t *req, const eg_ws_handler_t *h, void *udata);
+
+/* Queue a text message. 0; EG_EBUSY when the client reads too slowly (the connection is closed
+ * with 1013); EG_ENOTFOUND when it is closing. */
+int eg_ws_send_text(eg_wsconn_t *ws, const char *data, size_t len);
+
+/* Start the close handshake with a code and reason (the connection goes once it completes). */
+void eg_ws_close(eg_wsconn_t *ws, int code, const char *reason);
+
 /* engram's own face (root paths and /engram/v1). */
 extern eg_face_t eg_face_engram;
 
@@ -193,6 +216,9 @@ size_t eg_server_conn_count(const eg_server_t *s);
 
 /* Actual bound port (useful with port 0). */
 int eg_server_port(const eg_server_t *s);
+
+/* The loop the server runs on. */
+uv_loop_t *eg_server_loop(const eg_server_t *s);
 
 /* True once eg_server_drain has been called. */
 bool eg_server_draining(const eg_server_t *s);

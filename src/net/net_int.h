@@ -80,6 +80,8 @@ struct eg_conn_s {
     unsigned parse_paused : 1;
     unsigned in_message : 1;
     unsigned hval_open : 1;
+    unsigned upgrade_wait : 1; /* an upgrade request awaits its handler's decision */
+    eg_wsconn_t *ws;           /* set once the connection speaks WebSocket */
     unsigned lingering : 1;
 };
 
@@ -96,6 +98,27 @@ void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t
 void eg__conn_stream_begin(eg_req_t *req, const char *ctype);
 int eg__conn_stream_write(eg_req_t *req, const void *data, size_t len);
 void eg__conn_stream_end(eg_req_t *req);
+
+/* Connection plumbing shared with src/net/wsconn.c. */
+void eg__conn_mark_dirty(eg_conn_t *c);
+void eg__conn_close(eg_conn_t *c);
+void eg__conn_start_reading(eg_conn_t *c);
+void eg__conn_timer_start(eg_conn_t *c, uint64_t ms);
+
+/* Log and count a finished request (access log line, HTTP metrics). */
+void eg__res_log(eg_req_t *req);
+
+/* The 101 response is in c->out: retire the upgrade request and switch the connection to
+ * WebSocket (feeding bytes that arrived after the request). */
+void eg__conn_upgraded(eg_req_t *req, eg_wsconn_t *ws);
+
+/* WebSocket side (wsconn.c): bytes read, the connection timer, a drain, the connection closing
+ * (notify the handler) and its release. */
+void eg__ws_on_data(eg_wsconn_t *ws, const char *data, size_t len);
+void eg__ws_on_timer(eg_wsconn_t *ws);
+void eg__ws_going_away(eg_wsconn_t *ws);
+void eg__ws_closed(eg_wsconn_t *ws);
+void eg__ws_free(eg_wsconn_t *ws);
 
 /* Route a fully received request: CORS preflight, match, auth, then the handler. */
 void eg__dispatch(eg_req_t *req);

@@ -205,8 +205,6 @@ static void access_log(eg_req_t *req, double seconds)
 
 void eg_res_send(eg_req_t *req, int status, const char *content_type, const void *body, size_t len)
 {
-    double seconds;
-
     if (req->done || req->streaming) {
         eg_log_error("response sent twice for request %s (%s)", req->request_id,
                      req->route ? req->route->tmpl : "unmatched");
@@ -216,11 +214,7 @@ void eg_res_send(eg_req_t *req, int status, const char *content_type, const void
     }
     req->status = status;
     req->res_bytes = req->is_head ? 0 : len;
-    seconds = (double)(eg_mono_ns() - req->start_ns) / 1e9;
-    eg_metrics_http(req->route ? req->route->tmpl : "unmatched", req->method ? req->method : "-",
-                    status, seconds);
-    if (req->server->cfg->access_log)
-        access_log(req, seconds);
+    eg__res_log(req);
     eg__conn_respond(req, content_type, body, len);
 }
 
@@ -245,18 +239,22 @@ int eg_res_stream_write(eg_req_t *req, const void *data, size_t len)
     return rc;
 }
 
-void eg_res_stream_end(eg_req_t *req)
+void eg__res_log(eg_req_t *req)
 {
-    double seconds;
+    double seconds = (double)(eg_mono_ns() - req->start_ns) / 1e9;
 
-    if (req->done || !req->streaming)
-        return;
-    req->on_stream_stop = NULL;
-    seconds = (double)(eg_mono_ns() - req->start_ns) / 1e9;
     eg_metrics_http(req->route ? req->route->tmpl : "unmatched", req->method ? req->method : "-",
                     req->status, seconds);
     if (req->server->cfg->access_log)
         access_log(req, seconds);
+}
+
+void eg_res_stream_end(eg_req_t *req)
+{
+    if (req->done || !req->streaming)
+        return;
+    req->on_stream_stop = NULL;
+    eg__res_log(req);
     eg__conn_stream_end(req);
 }
 

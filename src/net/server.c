@@ -25,6 +25,7 @@ static char read_buf[EG_READ_BUF]; /* one loop, one thread: reads are consumed s
 
 static void conn_close(eg_conn_t *c);
 static void conn_mark_dirty(eg_conn_t *c);
+static void conn_pop_done(eg_conn_t *c);
 static void conn_arm_timer(eg_conn_t *c);
 static void conn_execute(eg_conn_t *c, const char *data, size_t len);
 static void conn_start_reading(eg_conn_t *c);
@@ -123,6 +124,8 @@ static void conn_maybe_free(eg_conn_t *c)
         c->next->prev = c->prev;
     s->nconns--;
     eg_metrics_conn_open(-1);
+    if (c->ws)
+        eg__ws_free(c->ws);
     eg_buf_free(&c->in);
     eg_buf_free(&c->out);
     eg_buf_free(&c->inflight);
@@ -167,6 +170,8 @@ static void conn_close(eg_conn_t *c)
     c->nqueued = 0;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    if (c->ws)
+        eg__ws_closed(c->ws);
     /* Tell stream owners last: they end their stream, which may release the request. */
     for (req = streams; req; req = next) {
         next = req->next;
@@ -312,7 +317,8 @@ void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t
         conn_maybe_free(c);
         return;
     }
-    if (!req->keep_alive || c->srv->draining) {
+    if (!req->keep_alive || c->srv->draining || c->upgrade_wait) {
+        /* An upgrade answered with a plain response: what follows it is not HTTP. */
         req->keep_alive = 0;
         c->close_after_flush = 1;
     }
@@ -348,9 +354,9 @@ static void conn_maybe_resume(eg_conn_t *c)
 
     if (c->closing || c->lingering || c->close_after_flush || c->read_eof)
         return;
-    if (buffered > s->cfg->max_output_bytes / 2)
+    if (buffered > s->cfg->max_output_bytes / 2 || c->upgrade_wait)
         return;
-    if (c->parse_paused) {
+    if (c->parse_paused && !c->ws) {
         if (c->nqueued >= (size_t)s->cfg->max_pipeline)
             return;
         c->parse_paused = 0;
@@ -459,6 +465,10 @@ static void on_conn_timer(uv_timer_t *t)
 
     if (c->closing)
         return;
+    if (c->ws && !c->lingering) {
+        eg__ws_on_timer(c->ws);
+        return;
+    }
     if (c->lingering || c->writing) {
         conn_close(c);
         return;
@@ -496,8 +506,8 @@ static void conn_arm_timer(eg_conn_t *c)
             uv_timer_start(&c->timer, on_conn_timer, EG_LINGER_MS, 0);
         return;
     }
-    if (c->in_message)
-        return; /* the read timer started at message begin keeps running */
+    if (c->in_message || c->ws)
+        return; /* the read timer started at message begin (or the ping timer) keeps running */
     if (c->writing) {
         uv_timer_start(&c->timer, on_conn_timer, cfg->idle_timeout_ms, 0);
     } else if (c->nqueued == 0) {
@@ -610,6 +620,7 @@ static int on_headers_complete(llhttp_t *p)
     req->target = eg_arena_strndup(&req->arena, c->url.data ? c->url.data : "", c->url.len);
     req->http10 = p->http_major == 1 && p->http_minor == 0;
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
+    req->upgrade = p->upgrade ? 1 : 0;
 
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
         return limit_error(c, EG_ETOOBIG);
@@ -739,11 +750,26 @@ static void conn_execute(eg_conn_t *c, const char *data, size_t len)
         return;
     }
     if (err == HPE_PAUSED_UPGRADE) {
-        /* Protocol upgrades (WebSocket) are answered as plain requests for now; nothing after
-         * the upgrade request is parsed as HTTP. */
-        c->close_after_flush = 1;
+        /* Nothing after an upgrade request is HTTP. Its handler has either accepted it already
+         * (feed the rest to the WebSocket), answered it plainly (close after the answer), or not
+         * decided yet (keep the rest until it does). */
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        if (c->ws) {
+            if (used < len)
+                eg__ws_on_data(c->ws, data + used, len - used);
+            conn_start_reading(c);
+            return;
+        }
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
+        if (c->nqueued == 0) {
+            c->close_after_flush = 1;
+            return;
+        }
+        c->upgrade_wait = 1;
+        if (used < len)
+            eg_buf_append(&c->in, data + used, len - used);
         return;
     }
     conn_parse_failed(c, err);
@@ -769,7 +795,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->read_eof = 1;
         uv_read_stop(stream);
         c->reading = 0;
-        if (c->lingering || c->nqueued == 0 || c->in_message) {
+        if (c->lingering || c->nqueued == 0 || c->in_message || c->ws) {
             /* Nothing left to answer, or a request cut off mid-way. */
             conn_close(c);
             return;
@@ -781,7 +807,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->lingering)
         return; /* discard what arrives after the final response */
-    if (c->parse_paused) {
+    if (c->ws) {
+        eg__ws_on_data(c->ws, buf->base, (size_t)nread);
+        return;
+    }
+    if (c->parse_paused || c->upgrade_wait) {
         eg_buf_append(&c->in, buf->base, (size_t)nread);
         return;
     }
@@ -999,7 +1029,9 @@ void eg_server_drain(eg_server_t *s, void (*done)(void *), void *udata)
     s->listening = 0;
     for (c = s->conns; c; c = next) {
         next = c->next;
-        if (c->nqueued == 0 && !c->in_message) {
+        if (c->ws) {
+            eg__ws_going_away(c->ws);
+        } else if (c->nqueued == 0 && !c->in_message) {
             conn_close(c);
         } else {
             c->close_after_flush = 1;
@@ -1060,4 +1092,54 @@ const eg_config_t *eg_server_config(const eg_server_t *s)
 bool eg_server_draining(const eg_server_t *s)
 {
     return s->draining;
+}
+
+void eg__conn_mark_dirty(eg_conn_t *c)
+{
+    conn_mark_dirty(c);
+}
+
+void eg__conn_close(eg_conn_t *c)
+{
+    conn_close(c);
+}
+
+void eg__conn_start_reading(eg_conn_t *c)
+{
+    conn_start_reading(c);
+}
+
+void eg__conn_upgraded(eg_req_t *req, eg_wsconn_t *ws)
+{
+    eg_conn_t *c = req->conn;
+
+    req->done = 1;
+    conn_pop_done(c);
+    c->ws = ws;
+    c->close_after_flush = 0;
+    uv_timer_stop(&c->timer);
+    if (c->upgrade_wait) {
+        /* Accepted after an asynchronous step (auth): frames that came with the request wait
+         * in c->in. In the synchronous case conn_execute feeds them itself. */
+        eg_buf_t pending = c->in;
+        c->in = (eg_buf_t)EG_BUF_INIT;
+        c->upgrade_wait = 0;
+        if (pending.len)
+            eg__ws_on_data(ws, pending.data, pending.len);
+        eg_buf_free(&pending);
+        conn_start_reading(c);
+    }
+    eg__ws_on_timer(ws); /* arms the ping timer */
+    conn_mark_dirty(c);
+}
+
+void eg__conn_timer_start(eg_conn_t *c, uint64_t ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, on_conn_timer, ms, 0);
+}
+
+uv_loop_t *eg_server_loop(const eg_server_t *s)
+{
+    return s->loop;
 }
