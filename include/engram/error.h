@@ -25,7 +25,16 @@
     XX(EUNAVAIL, 503, "storage_unavailable", "storage unavailable")                                \
     XX(EBUSY, 503, "server_busy", "server busy")                                                   \
     XX(EREDIS, 503, "storage_error", "storage error")                                              \
-    XX(ESTORETIMEOUT, 503, "storage_timeout", "storage timed out")
+    XX(ESTORETIMEOUT, 503, "storage_timeout", "storage timed out")                                \
+    XX(ESSRF, 400, "destination_not_allowed", "destination not allowed")                           \
+    XX(EDNS, 502, "upstream_dns_error", "upstream host name could not be resolved")                \
+    XX(ECONNECT, 502, "upstream_connect_failed", "could not connect to upstream")                  \
+    XX(ETLS, 502, "upstream_tls_error", "upstream TLS error")                                      \
+    XX(EUPSTREAM, 502, "bad_gateway", "invalid upstream response")                                 \
+    XX(ERESPTOOBIG, 502, "upstream_response_too_large", "upstream response too large")             \
+    XX(EREDIRECTS, 502, "too_many_redirects", "too many upstream redirects")                       \
+    XX(EUPTIMEOUT, 504, "upstream_timeout", "upstream timed out")                                  \
+    XX(ECANCELED, 500, "canceled", "operation canceled")
 
 typedef enum {
     EG_OK = 0,
