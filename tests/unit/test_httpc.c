@@ -422,6 +422,9 @@ static void h_redirect(tconn_t *tc, const char *method, const char *target, cons
             snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\nLocation: %d\r\nContent-Length: 0\r\n\r\n",
                      codes[n % 4], n - 1);
         tsend(tc, out);
+    } else if (strcmp(target, "/interim") == 0) {
+        tsend(tc, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                  "HTTP/1.1 200 OK\r\nX-Test: final\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(target, "/see") == 0) {
         tsend(tc, "HTTP/1.1 303 See Other\r\nLocation: /after?x=1\r\nContent-Length: 0\r\n\r\n");
     } else if (strcmp(target, "/keep") == 0) {
@@ -834,6 +837,57 @@ Test(httpc, see_other_turns_post_into_get)
     cr_assert_str_eq(b.body.data, "POST /after kept");
     eg_buf_free(&a.body);
     eg_buf_free(&b.body);
+}
+
+Test(httpc, interim_responses_skipped)
+{
+    static result_t a;
+
+    tsrv_start(h_redirect, NULL);
+    new_client("127.0.0.0/8", NULL);
+    get(url("/interim"), &a);
+    run_loop();
+    cr_assert_eq(a.err, 0, "%s", a.error);
+    cr_assert_eq(a.status, 200);
+    cr_assert_str_eq(a.header, "final");
+    cr_assert_str_eq(a.body.data, "ok");
+    eg_buf_free(&a.body);
+}
+
+/* Keep-alive on the wire, but the server closes right after each response, as servers with a
+ * short keep-alive timeout do: the client must notice, or retry on a fresh connection. */
+static void h_close_after(tconn_t *tc, const char *method, const char *target, const char *head,
+                          const char *body, size_t blen)
+{
+    tsend(tc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    tfinish(tc);
+}
+
+static result_t stale[3];
+static int stale_n;
+
+static void stale_then(result_t *r)
+{
+    if (++stale_n < 3) {
+        stale[stale_n].then = stale_then;
+        get(url("/"), &stale[stale_n]);
+    }
+}
+
+Test(httpc, server_closing_keep_alive_connections)
+{
+    tsrv_start(h_close_after, NULL);
+    new_client("127.0.0.0/8", NULL);
+    stale[0].then = stale_then;
+    get(url("/"), &stale[0]);
+    run_loop();
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(stale[i].calls, 1, "%d", i);
+        cr_assert_eq(stale[i].err, 0, "%d: %s", i, stale[i].error);
+        cr_assert_str_eq(stale[i].body.data, "ok");
+        eg_buf_free(&stale[i].body);
+    }
+    cr_assert_eq(srv.accepts, 3);
 }
 
 Test(httpc, header_timeout)
