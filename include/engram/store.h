@@ -49,6 +49,9 @@ int eg_store_init(uv_loop_t *loop, const eg_store_opts_t *opts);
  * are closed (may be NULL). */
 void eg_store_shutdown(void (*done)(void *), void *udata);
 
+/* The loop the store runs on (NULL when not initialised), for modules built on the store. */
+uv_loop_t *eg_store_loop(void);
+
 /* True when at least one command connection is connected and ready. */
 bool eg_store_up(void);
 
@@ -90,6 +93,29 @@ int eg_store_ping(eg_reply_fn fn, void *udata);
 
 /* Number of ready command connections and configured total, for /health. */
 void eg_store_stats(int *ready, int *total);
+
+/* A dedicated connection: one hiredis connection owned by one caller, for blocking commands
+ * (XREADGROUP ... BLOCK, BLPOP) that must not stall the shared pool. It connects and reconnects
+ * like the pool (same backoff, forever); commands on it time out after the store's command
+ * timeout plus block_ms (none when the store has no command timeout). */
+typedef struct eg_conn_s eg_store_conn_t;
+
+/* Open one; ready(udata) runs each time it becomes (or becomes again) ready, which is when a
+ * blocking loop should restart. NULL when the store is not initialised or is shutting down. */
+eg_store_conn_t *eg_store_dedicated_open(uint64_t block_ms, void (*ready)(void *), void *udata);
+
+/* True when the connection is ready for commands. */
+bool eg_store_dedicated_up(const eg_store_conn_t *c);
+
+/* Queue a command on it: same contract as eg_store_command (0 and fn called exactly once, or
+ * EG_EUNAVAIL and fn not called when the connection is not ready). */
+int eg_store_dedicated_command(eg_store_conn_t *c, eg_reply_fn fn, void *udata, const char *fmt,
+                               ...);
+
+/* Close it (pending commands get EG_EUNAVAIL, possibly from inside this call); c is invalid
+ * afterwards. eg_store_shutdown closes the connection too, but its owner must still call this
+ * (then it only frees); eg_store_shutdown's done runs without waiting for that. */
+void eg_store_dedicated_close(eg_store_conn_t *c);
 
 /* Keyspace: build "eg:{<scope>:<id>}:<suffix>" (or "eg:{<scope>}:<suffix>" when id is NULL) in
  * the arena. Every key carries the hash tag of its atomic scope so Lua scripts stay valid on

@@ -12,6 +12,14 @@
  * EG_ESTORETIMEOUT and drops their connection, which is presumably stuck. hiredis still owns
  * the wrapper and calls us once more (with a reply or NULL); the wrapper is only freed then.
  *
+ * Dedicated connections (eg_store_dedicated_open) run the same lifecycle for one owner that
+ * needs a connection to itself, typically for blocking commands (XREADGROUP BLOCK) that would
+ * stall everything pipelined behind them on a shared connection. Their commands keep their own
+ * deadline list, since their timeout (the store's plus the owner's block time) differs from the
+ * pool's and each list must stay sorted by deadline. Such a connection is freed once its owner
+ * has closed it and its last handle is closed, so eg_store_shutdown can close it under the
+ * owner's feet without leaving the owner a dangling pointer.
+ *
  * Re-entrancy rule: hiredis frees a context synchronously unless we are inside one of its reply
  * callbacks, and running pending callbacks calls user code, which may submit commands or even
  * shut the store down. So a connection is always marked not-ready and detached (c->ac = NULL)
@@ -48,10 +56,26 @@ typedef enum {
 } eg_conn_state_t;
 
 typedef struct eg_store_s eg_store_t;
+typedef struct eg_cmd_s eg_cmd_t;
+
+/* Commands waiting for a reply, in deadline order. */
+typedef struct eg_cmd_list_s {
+    eg_cmd_t *head, *tail;
+} eg_cmd_list_t;
 
 typedef struct eg_conn_s {
     eg_store_t *store;
     bool pubsub;
+    /* Dedicated connections only: */
+    bool dedicated;
+    bool closing;             /* closed by its owner or by eg_store_shutdown */
+    bool owner_closed;        /* eg_store_dedicated_close was called */
+    int refs;                 /* open handles + the owner's reference */
+    uint64_t timeout_ms;      /* per-command timeout on this connection; 0 = none */
+    eg_cmd_list_t cmds;       /* its commands with a deadline */
+    void (*on_ready)(void *); /* called each time it becomes ready */
+    void *ready_udata;
+    struct eg_conn_s *dnext, *dprev; /* the store's list of dedicated connections */
     eg_conn_state_t state;
     redisAsyncContext *ac; /* NULL when detached, even while hiredis is still freeing it */
     uint64_t gen;          /* bumped per context, so stale wrappers cannot drop a new one */
@@ -68,8 +92,9 @@ typedef struct eg_conn_s {
 } eg_conn_t;
 
 /* One accepted command. */
-typedef struct eg_cmd_s {
+struct eg_cmd_s {
     struct eg_cmd_s *prev, *next; /* deadline list (only when a timeout is configured) */
+    eg_cmd_list_t *list;          /* the list it is linked on */
     eg_reply_fn fn;               /* NULL for fire-and-forget */
     void *udata;
     eg_conn_t *conn;
@@ -81,7 +106,7 @@ typedef struct eg_cmd_s {
     int argc;
     const char **argv;
     size_t *lens;
-} eg_cmd_t;
+};
 
 typedef struct eg_sub_s {
     char *channel;
@@ -101,7 +126,8 @@ struct eg_store_s {
     int ready;        /* READY command connections */
     int rr;
     uv_timer_t sweep;
-    eg_cmd_t *head, *tail;
+    eg_cmd_list_t cmds;   /* pool commands with a deadline */
+    eg_conn_t *dedicated; /* dedicated connections, open or still closing */
     eg_sub_t *subs;
     int nsubs, subs_cap;
     eg_script_t **scripts;
@@ -157,6 +183,12 @@ static bool eg_store_any_ready(const eg_store_t *s)
     return s != NULL && !s->closing && s->ready > 0;
 }
 
+/* Is this connection past retrying (its store or, for a dedicated one, its owner closed it)? */
+static bool eg_conn_closing(const eg_conn_t *c)
+{
+    return c->closing || c->store->closing;
+}
+
 static bool eg_conn_usable(const eg_conn_t *c)
 {
     return c->state == EG_CONN_READY && c->ac != NULL &&
@@ -172,6 +204,9 @@ static void eg_store_maybe_finish(eg_store_t *s)
         return;
     done = s->done;
     udata = s->done_udata;
+    /* Dedicated connections whose owner has not closed them yet outlive the store. */
+    for (eg_conn_t *c = s->dedicated; c != NULL; c = c->dnext)
+        c->store = NULL;
     for (int i = 0; i < s->nsubs; i++)
         free(s->subs[i].channel);
     free(s->subs);
@@ -192,37 +227,61 @@ static void eg_store_sweep_closed(uv_handle_t *h)
     eg_store_maybe_finish(s);
 }
 
-static void eg_conn_timer_closed(uv_handle_t *h)
+/* Free a dedicated connection once its owner let go and its last handle is closed. */
+static void eg_conn_unref(eg_conn_t *c)
 {
-    eg_conn_t *c = h->data;
     eg_store_t *s = c->store;
 
+    if (!c->dedicated || --c->refs > 0)
+        return;
+    /* The owner may close after the store is gone: it was unlinked when the store finished. */
+    if (s != NULL) {
+        if (c->dprev != NULL)
+            c->dprev->dnext = c->dnext;
+        else
+            s->dedicated = c->dnext;
+        if (c->dnext != NULL)
+            c->dnext->dprev = c->dprev;
+    }
+    free(c);
+}
+
+/* One of the connection's handles (timer, poll, getaddrinfo) is done. */
+static void eg_conn_release(eg_conn_t *c)
+{
+    eg_store_t *s = c->store;
+
+    eg_conn_unref(c);
     s->live--;
     eg_store_maybe_finish(s);
 }
 
-static void eg_store_poll_closed(void *arg)
+static void eg_conn_timer_closed(uv_handle_t *h)
 {
-    eg_store_t *s = arg;
+    eg_conn_release(h->data);
+}
 
-    s->live--;
-    eg_store_maybe_finish(s);
+static void eg_conn_poll_closed(void *arg)
+{
+    eg_conn_release(arg);
 }
 
 /* ---- command wrappers ------------------------------------------------------------------- */
 
-static void eg_cmd_unlink(eg_store_t *s, eg_cmd_t *w)
+static void eg_cmd_unlink(eg_cmd_t *w)
 {
+    eg_cmd_list_t *l = w->list;
+
     if (!w->linked)
         return;
     if (w->prev != NULL)
         w->prev->next = w->next;
     else
-        s->head = w->next;
+        l->head = w->next;
     if (w->next != NULL)
         w->next->prev = w->prev;
     else
-        s->tail = w->prev;
+        l->tail = w->prev;
     w->prev = w->next = NULL;
     w->linked = false;
 }
@@ -267,7 +326,6 @@ static void eg_cmd_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     eg_cmd_t *w = privdata;
     redisReply *reply = r;
-    eg_store_t *s = w->conn->store;
 
     if (w->timed_out) {
         /* The caller already got EG_ESTORETIMEOUT; this is hiredis handing the wrapper back. */
@@ -280,7 +338,7 @@ static void eg_cmd_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
             return;
         reply = NULL;
     }
-    eg_cmd_unlink(s, w);
+    eg_cmd_unlink(w);
     eg_cmd_finish(w, reply != NULL ? 0 : EG_EUNAVAIL, reply);
     free(w);
 }
@@ -288,19 +346,23 @@ static void eg_cmd_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
 /* Send a formatted command on connection c. On failure the caller still owns w. */
 static int eg_cmd_send_on(eg_store_t *s, eg_conn_t *c, eg_cmd_t *w, const char *cmd, size_t len)
 {
+    uint64_t timeout_ms = c->dedicated ? c->timeout_ms : s->cmd_timeout_ms;
+    eg_cmd_list_t *l = c->dedicated ? &c->cmds : &s->cmds;
+
     w->conn = c;
     w->gen = c->gen;
     w->start_ns = uv_hrtime();
     if (redisAsyncFormattedCommand(c->ac, eg_cmd_reply_cb, w, cmd, len) != REDIS_OK)
         return EG_EUNAVAIL;
-    if (s->cmd_timeout_ms > 0) {
-        w->deadline_ns = w->start_ns + s->cmd_timeout_ms * 1000000u;
-        w->prev = s->tail;
-        if (s->tail != NULL)
-            s->tail->next = w;
+    if (timeout_ms > 0) {
+        w->deadline_ns = w->start_ns + timeout_ms * 1000000u;
+        w->list = l;
+        w->prev = l->tail;
+        if (l->tail != NULL)
+            l->tail->next = w;
         else
-            s->head = w;
-        s->tail = w;
+            l->head = w;
+        l->tail = w;
         w->linked = true;
     }
     return 0;
@@ -349,11 +411,11 @@ static void eg_conn_drop(eg_conn_t *c)
     eg_store_t *s = c->store;
     redisAsyncContext *ac = c->ac;
 
-    if (c->state == EG_CONN_READY && !c->pubsub)
+    if (c->state == EG_CONN_READY && !c->pubsub && !c->dedicated)
         eg_store_ready_changed(s, -1);
     c->state = EG_CONN_IDLE;
     c->ac = NULL;
-    if (!s->closing)
+    if (!eg_conn_closing(c))
         uv_timer_stop(&c->timer);
     if (ac != NULL)
         redisAsyncFree(ac);
@@ -369,7 +431,7 @@ static void eg_conn_schedule_retry(eg_conn_t *c)
     eg_store_t *s = c->store;
     uint64_t base = EG_BACKOFF_MIN_MS, delay;
 
-    if (s->closing)
+    if (eg_conn_closing(c))
         return;
     for (unsigned i = 0; i < c->attempts && base < EG_BACKOFF_MAX_MS; i++)
         base *= 2;
@@ -387,7 +449,6 @@ static void eg_conn_fail(eg_conn_t *c, const char *fmt, ...) __attribute__((form
 /* The current attempt or connection failed: record why, drop it and retry with backoff. */
 static void eg_conn_fail(eg_conn_t *c, const char *fmt, ...)
 {
-    eg_store_t *s = c->store;
     char msg[sizeof(g_last_error)];
     va_list ap;
 
@@ -397,7 +458,7 @@ static void eg_conn_fail(eg_conn_t *c, const char *fmt, ...)
     eg_store_set_error("%s", msg);
 
     eg_conn_drop(c); /* may run user callbacks, which may shut the store down */
-    if (s->closing)
+    if (eg_conn_closing(c))
         return;
     if (c->resolving) {
         /* The gai callback is still to come and owns the next step. */
@@ -532,8 +593,17 @@ static void eg_conn_ready(eg_conn_t *c)
     c->attempts = 0;
     c->was_ready = true;
     g_last_error[0] = '\0';
-    eg_log_info("redis: %s connection to %s ready", c->pubsub ? "pub/sub" : "command", s->addr);
+    eg_log_info("redis: %s connection to %s ready",
+                c->pubsub      ? "pub/sub"
+                : c->dedicated ? "dedicated"
+                               : "command",
+                s->addr);
 
+    if (c->dedicated) {
+        if (c->on_ready != NULL)
+            c->on_ready(c->ready_udata);
+        return;
+    }
     if (c->pubsub) {
         /* Messages published while we were away are lost: once each channel is subscribed
          * again, its subscribers get resync to reload what they cache. */
@@ -571,12 +641,13 @@ static void eg_conn_connect(eg_conn_t *c, const char *ip)
         eg_conn_fail(c, "connect %s: %s", s->addr, msg);
         return;
     }
-    if (eg__redis_uv_attach(ac, s->loop, eg_store_poll_closed, s) != 0) {
+    if (eg__redis_uv_attach(ac, s->loop, eg_conn_poll_closed, c) != 0) {
         redisAsyncFree(ac);
         eg_conn_fail(c, "connect %s: cannot watch the socket", s->addr);
         return;
     }
     s->live++; /* the poll handle */
+    c->refs++;
     ac->data = c;
     c->ac = ac;
     c->gen++;
@@ -594,12 +665,12 @@ static void eg_conn_resolved_cb(uv_getaddrinfo_t *req, int status, struct addrin
     char ip[INET6_ADDRSTRLEN] = "";
 
     c->resolving = false;
-    s->live--;
-    if (s->closing) {
+    if (eg_conn_closing(c)) {
         uv_freeaddrinfo(res);
-        eg_store_maybe_finish(s);
+        eg_conn_release(c);
         return;
     }
+    eg_conn_release(c); /* cannot free c or s: its timer is still open */
     if (c->gai_abandoned) {
         /* The attempt timed out meanwhile; the failure is already recorded. */
         c->gai_abandoned = false;
@@ -634,7 +705,7 @@ static void eg_conn_start(eg_conn_t *c)
     unsigned char tmp[sizeof(struct in6_addr)];
     int rc;
 
-    if (s->closing)
+    if (eg_conn_closing(c))
         return;
     c->state = EG_CONN_RESOLVING;
     if (s->connect_timeout_ms > 0)
@@ -655,29 +726,49 @@ static void eg_conn_start(eg_conn_t *c)
     }
     c->resolving = true;
     s->live++;
+    c->refs++;
 }
 
 /* ---- command timeouts ------------------------------------------------------------------- */
 
-static void eg_store_sweep_cb(uv_timer_t *t)
+/* Fail the expired commands of one list. */
+static void eg_store_sweep_list(eg_store_t *s, eg_cmd_list_t *l, uint64_t now)
 {
-    eg_store_t *s = t->data;
-    uint64_t now = uv_hrtime();
     eg_cmd_t *w;
 
     /* Deadlines grow in submission order, so the expired commands are a prefix of the list.
      * The head is re-read every turn because the callback may submit or shut down. */
-    while (!s->closing && (w = s->head) != NULL && w->deadline_ns <= now) {
+    while (!s->closing && (w = l->head) != NULL && w->deadline_ns <= now) {
         eg_reply_fn fn = w->fn;
         void *udata = w->udata;
 
-        eg_cmd_unlink(s, w);
+        eg_cmd_unlink(w);
         w->timed_out = true;
         if (w->conn->gen == w->gen && w->conn->ac != NULL)
             w->conn->stuck = true;
         eg_metrics_redis((double)(now - w->start_ns) / 1e9, true);
         if (fn != NULL)
             fn(udata, EG_ESTORETIMEOUT, NULL);
+    }
+}
+
+static void eg_store_sweep_cb(uv_timer_t *t)
+{
+    eg_store_t *s = t->data;
+    uint64_t now = uv_hrtime();
+
+    eg_store_sweep_list(s, &s->cmds, now);
+    /* A dedicated connection is only freed from a close callback, never from inside this loop,
+     * so following dnext after user callbacks ran is safe. */
+    for (eg_conn_t *c = s->dedicated; c != NULL && !s->closing; c = c->dnext) {
+        if (c->closing)
+            continue;
+        eg_store_sweep_list(s, &c->cmds, now);
+        if (c->stuck && !c->closing && !s->closing) {
+            c->stuck = false;
+            eg_conn_fail(c, "redis %s: command timed out after %llu ms", s->addr,
+                         (unsigned long long)c->timeout_ms);
+        }
     }
     for (int i = 0; i < s->pool && !s->closing; i++) {
         eg_conn_t *c = &s->conns[i];
@@ -760,6 +851,16 @@ fail:
     return EG_EINVAL;
 }
 
+/* Close a dedicated connection's handles; its pending commands get EG_EUNAVAIL. */
+static void eg_dconn_close_handles(eg_conn_t *c)
+{
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->timer, eg_conn_timer_closed);
+    if (c->resolving)
+        uv_cancel((uv_req_t *)&c->gai);
+    eg_conn_drop(c);
+}
+
 void eg_store_shutdown(void (*done)(void *), void *udata)
 {
     eg_store_t *s = g_store;
@@ -780,10 +881,18 @@ void eg_store_shutdown(void (*done)(void *), void *udata)
             uv_cancel((uv_req_t *)&c->gai);
     }
     uv_close((uv_handle_t *)&s->sweep, eg_store_sweep_closed);
+    for (eg_conn_t *c = s->dedicated; c != NULL; c = c->dnext)
+        if (!c->closing)
+            eg_dconn_close_handles(c);
     /* Freeing a context runs its pending callbacks with NULL (EG_EUNAVAIL to the callers). */
     for (int i = 0; i <= s->pool; i++)
         eg_conn_drop(&s->conns[i]);
     eg_store_maybe_finish(s);
+}
+
+uv_loop_t *eg_store_loop(void)
+{
+    return g_store != NULL ? g_store->loop : NULL;
 }
 
 bool eg_store_up(void)
@@ -847,6 +956,79 @@ int eg_store_commandv(eg_reply_fn fn, void *udata, int argc, const char **argv, 
 done:
     redisFreeCommand(cmd);
     return rc;
+}
+
+/* ---- dedicated connections -------------------------------------------------------------- */
+
+eg_store_conn_t *eg_store_dedicated_open(uint64_t block_ms, void (*ready)(void *), void *udata)
+{
+    eg_store_t *s = g_store;
+    eg_conn_t *c;
+
+    if (s == NULL || s->closing)
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->store = s;
+    c->dedicated = true;
+    c->refs = 2; /* the timer and the owner */
+    /* A blocking command legitimately takes its block time before Redis even starts on it. */
+    c->timeout_ms = s->cmd_timeout_ms > 0 ? s->cmd_timeout_ms + block_ms : 0;
+    c->on_ready = ready;
+    c->ready_udata = udata;
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    s->live++;
+    c->dnext = s->dedicated;
+    if (s->dedicated != NULL)
+        s->dedicated->dprev = c;
+    s->dedicated = c;
+    eg_conn_start(c);
+    return c;
+}
+
+bool eg_store_dedicated_up(const eg_store_conn_t *c)
+{
+    return c != NULL && c->store != NULL && !eg_conn_closing(c) && eg_conn_usable(c);
+}
+
+int eg_store_dedicated_command(eg_store_conn_t *c, eg_reply_fn fn, void *udata, const char *fmt,
+                               ...)
+{
+    eg_cmd_t *w = NULL;
+    char *cmd = NULL;
+    va_list ap;
+    int len, rc = EG_EUNAVAIL;
+
+    if (c == NULL || c->store == NULL || eg_conn_closing(c) || !eg_conn_usable(c))
+        return EG_EUNAVAIL;
+    va_start(ap, fmt);
+    len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return EG_EINVAL;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        goto done;
+    w->fn = fn;
+    w->udata = udata;
+    rc = eg_cmd_send_on(c->store, c, w, cmd, (size_t)len);
+    if (rc != 0)
+        free(w);
+done:
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+void eg_store_dedicated_close(eg_store_conn_t *c)
+{
+    if (c == NULL || c->owner_closed)
+        return;
+    c->owner_closed = true;
+    if (!c->closing)
+        eg_dconn_close_handles(c); /* may run the owner's callbacks with EG_EUNAVAIL */
+    eg_conn_unref(c);
 }
 
 static void eg_script_register(eg_store_t *s, eg_script_t *script)
