@@ -38,7 +38,7 @@ typedef struct eg_httpc_resp_s {
     int status;       /* 0 when the call failed before a response */
     eg_kv_t *headers; /* in arrival order; names as received */
     size_t nheaders;
-    eg_buf_t body;       /* whole body, unless the request streams it with on_data */
+    eg_buf_t body;       /* whole body; empty when streamed (on_data) or on failure */
     uint64_t elapsed_ms; /* since eg_httpc_request */
     int redirects;       /* redirects followed */
     const char *url;     /* URL of the final hop */
