@@ -9,6 +9,7 @@
 #include "engram/store.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
+#include "events_api.h"
 
 #define EG_API_VERSION "2026-11-01"
 
@@ -280,6 +281,10 @@ int eg_face_engram_mount(eg_router_t *r)
         {"GET", "/engram/v1/keys", h_keys_list, EG_ROUTE_AUTH},
         {"POST", "/engram/v1/keys", h_keys_create, EG_ROUTE_AUTH},
         {"DELETE", "/engram/v1/keys/{key_id}", h_keys_revoke, EG_ROUTE_AUTH},
+        {"GET", "/engram/v1/events", eg__engram_events_list, EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
+        {"POST", "/engram/v1/events", eg__engram_events_create, EG_ROUTE_AUTH},
+        {"GET", "/engram/v1/events/{event_id}", eg__engram_events_get,
+         EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
     };
 
     for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
