@@ -10,6 +10,7 @@
 #include "engram/tenancy.h"
 #include "engram/util.h"
 #include "events_api.h"
+#include "stream_api.h"
 
 #define EG_API_VERSION "2026-11-01"
 
@@ -213,8 +214,8 @@ static void h_keys_create(eg_req_t *req)
         eg_res_error(req, EG_EINVAL, "field 'name' is required");
         return;
     }
-    if (!cJSON_IsString(name) || name->valuestring[0] == '\0' || strlen(name->valuestring) > 127) {
-        eg_res_error(req, EG_EINVAL, "field 'name' must be a string of 1 to 127 characters");
+    if (!cJSON_IsString(name) || name->valuestring[0] == '\0' || strlen(name->valuestring) > 128) {
+        eg_res_error(req, EG_EINVAL, "field 'name' must be a string of 1 to 128 bytes");
         return;
     }
     kind = cJSON_GetObjectItemCaseSensitive(body, "kind");
@@ -283,6 +284,9 @@ int eg_face_engram_mount(eg_router_t *r)
         {"DELETE", "/engram/v1/keys/{key_id}", h_keys_revoke, EG_ROUTE_AUTH},
         {"GET", "/engram/v1/events", eg__engram_events_list, EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
         {"POST", "/engram/v1/events", eg__engram_events_create, EG_ROUTE_AUTH},
+        {"GET", "/engram/v1/events/stream", eg__engram_events_stream,
+         EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
+        {"GET", "/engram/v1/events/ws", eg__engram_events_ws, EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
         {"GET", "/engram/v1/events/{event_id}", eg__engram_events_get,
          EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
     };
