@@ -46,6 +46,9 @@ typedef struct eg_event_query_s {
     size_t ntypes;
     int limit; /* 1..EG_EVENTS_LIMIT_MAX */
     bool desc; /* newest first (after = older than the cursor); else oldest first */
+    /* Only events whose entity has a string "id" equal to this (1..256 bytes), as the watcher
+     * filter does; NULL = any. */
+    const char *entity_id;
 } eg_event_query_t;
 
 typedef struct eg_event_page_s {

@@ -48,8 +48,8 @@ static eg_script_t s_emit = {
 };
 
 /* KEYS[1] stream; ARGV order ('asc'|'desc'), exclusive start ('' = from the end), limit, scan
- * cap, type patterns... Returns {next cursor or '', has_more, then id, type, createdAt, entity
- * per event}. Looks for limit + 1 matches to know whether there is more. */
+ * cap, entity id ('' = any), type patterns... Returns {next cursor or '', has_more, then id, type,
+ * createdAt, entity per event}. Looks for limit + 1 matches to know whether there is more. */
 static eg_script_t s_read = {
     .name = "events_read",
     .source =
@@ -57,8 +57,9 @@ static eg_script_t s_read = {
         "local cursor = ARGV[2]\n"
         "local limit = tonumber(ARGV[3])\n"
         "local cap = tonumber(ARGV[4])\n"
+        "local want = ARGV[5]\n"
         "local pats = {}\n"
-        "for i = 5, #ARGV do pats[#pats + 1] = ARGV[i] end\n"
+        "for i = 6, #ARGV do pats[#pats + 1] = ARGV[i] end\n"
         "local function match(t)\n"
         "  if #pats == 0 then return true end\n"
         "  for _, p in ipairs(pats) do\n"
@@ -67,6 +68,11 @@ static eg_script_t s_read = {
         "       string.sub(t, 1, #p - 1) == string.sub(p, 1, -2) then return true end\n"
         "  end\n"
         "  return false\n"
+        "end\n"
+        "local function entity_ok(s)\n"
+        "  if want == '' then return true end\n"
+        "  local ok, v = pcall(cjson.decode, s or '')\n"
+        "  return ok and type(v) == 'table' and v.id == want\n"
         "end\n"
         "local out = {'', 0}\n"
         "local n, scanned, last = 0, 0, ''\n"
@@ -84,7 +90,7 @@ static eg_script_t s_read = {
         "  for _, e in ipairs(es) do\n"
         "    local f = {}\n"
         "    for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end\n"
-        "    if match(f.type or '') then\n"
+        "    if match(f.type or '') and entity_ok(f.entity) then\n"
         "      if n == limit then out[1] = last; out[2] = 1; return out end\n"
         "      n = n + 1\n"
         "      last = e[1]\n"
@@ -519,7 +525,7 @@ done:
 
 int eg_events_read(const char *ws_id, const eg_event_query_t *q, eg_event_page_fn cb, void *udata)
 {
-    const char *argv[5 + EG_EVENT_TYPES_MAX];
+    const char *argv[6 + EG_EVENT_TYPES_MAX];
     char after[EG_EVENT_ID_MAX] = "", limit[16], cap[16];
     ev_op_t *op = NULL;
     int rc = EG_EINVAL;
@@ -529,6 +535,8 @@ int eg_events_read(const char *ws_id, const eg_event_query_t *q, eg_event_page_f
         (q->ntypes > 0 && q->types == NULL))
         return EG_EINVAL;
     if (q->after != NULL && ev_id_to_stream(q->after, after) != 0)
+        return EG_EINVAL;
+    if (q->entity_id != NULL && (q->entity_id[0] == '\0' || strlen(q->entity_id) > 256))
         return EG_EINVAL;
     for (size_t i = 0; i < q->ntypes; i++)
         if (!eg_event_type_pattern_valid(q->types[i]))
@@ -542,9 +550,10 @@ int eg_events_read(const char *ws_id, const eg_event_query_t *q, eg_event_page_f
     argv[2] = after;
     argv[3] = limit;
     argv[4] = cap;
+    argv[5] = q->entity_id != NULL ? q->entity_id : "";
     for (size_t i = 0; i < q->ntypes; i++)
-        argv[5 + i] = q->types[i];
-    rc = eg_store_eval(&s_read, on_read, op, 1, 5 + (int)q->ntypes, argv, NULL);
+        argv[6 + i] = q->types[i];
+    rc = eg_store_eval(&s_read, on_read, op, 1, 6 + (int)q->ntypes, argv, NULL);
     if (rc != 0)
         goto fail;
     return 0;

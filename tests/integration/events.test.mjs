@@ -115,6 +115,10 @@ test('type filter: exact, prefix wildcard, repeated', async () => {
     assert.deepEqual(await ids('?type=*'), [d.id, c.id, b.id, a.id]);
     assert.deepEqual(await ids('?type=nothing.*'), []);
     assert.deepEqual(await listAll(C.key, 'order=asc&type=memory.*&limit=1'), [[a.id], [b.id]]);
+    // entity_id: the entity's string "id" field, combinable with types.
+    assert.deepEqual(await ids('?order=asc&entity_id=m1'), [a.id, b.id]);
+    assert.deepEqual(await ids('?entity_id=m1&type=memory.deleted'), [b.id]);
+    assert.deepEqual(await ids('?entity_id=nobody'), []);
 });
 
 /* ---------------------------------------------------------------- validation */
@@ -151,6 +155,7 @@ test('GET list validation names the bad parameter', async () => {
     for (const c of ['abc', 'evt_1', '1-0', 'evt_1_x', '']) await bad(`?cursor=${c}`, 'cursor');
     for (const o of ['up', 'ASC', '']) await bad(`?order=${o}`, 'order');
     for (const t of ['Bad', 'a..b', 'memory*', '']) await bad(`?type=${encodeURIComponent(t)}`, 'type');
+    for (const e of ['', 'x'.repeat(257)]) await bad(`?entity_id=${e}`, 'entity_id');
     await bad(`?${Array.from({ length: 33 }, (_, i) => `type=t${i}`).join('&')}`, 'type');
 });
 

@@ -837,7 +837,7 @@ Test(events, workspaces_are_isolated)
 static void t_read(t_ctx_t *t, const char *after, int limit, bool desc, const char *type)
 {
     const char *types[] = {type};
-    eg_event_query_t q = {after, types, type ? 1 : 0, limit, desc};
+    eg_event_query_t q = {after, types, type ? 1 : 0, limit, desc, NULL};
 
     cr_assert_eq(eg_events_read(t->ws, &q, t_page, t), 0);
 }
@@ -850,14 +850,16 @@ static void run_paging(t_ctx_t *t)
             return;
         t_ws(t->ws, sizeof(t->ws), "page");
         /* Sequential emits (each after the last is stored) so ids[] is in log order. */
-        t_emit(t, t->ws, t->emitted % 2 ? "b.odd" : "a.even", "{}");
+        t_emit(t, t->ws, t->emitted % 2 ? "b.odd" : "a.even",
+               t->emitted % 2 ? "{\"id\":\"odd\"}" : "{\"id\":7}");
         t_next(t);
         return;
     case 1:
         if (t->emitted < T_N_PAGE) {
             if (t->emitted > t->replies) {
                 t->replies = t->emitted;
-                t_emit(t, t->ws, t->emitted % 2 ? "b.odd" : "a.even", "{}");
+                t_emit(t, t->ws, t->emitted % 2 ? "b.odd" : "a.even",
+                       t->emitted % 2 ? "{\"id\":\"odd\"}" : "{\"id\":7}");
             }
             return;
         }
@@ -969,6 +971,33 @@ static void run_paging(t_ctx_t *t)
         if (t->gets < 2)
             return;
         cr_assert_eq(t->last_err, EG_ENOTFOUND);
+        {
+            eg_event_query_t q = {.limit = 2, .entity_id = "odd"};
+
+            cr_assert_eq(eg_events_read(t->ws, &q, t_page, t), 0);
+        }
+        t_next(t);
+        return;
+    case 13: /* by entity id: 1 3 | (5) */
+        if (t->pages < 10)
+            return;
+        cr_assert_eq(t->page_n, 2);
+        cr_assert_str_eq(t->page_ids[0], t->ids[1]);
+        cr_assert_str_eq(t->page_ids[1], t->ids[3]);
+        cr_assert(t->page_more);
+        {
+            /* Numeric ids never match: entity ids are strings. */
+            eg_event_query_t q = {.limit = 10, .entity_id = "7"};
+
+            cr_assert_eq(eg_events_read(t->ws, &q, t_page, t), 0);
+        }
+        t_next(t);
+        return;
+    case 14:
+        if (t->pages < 11)
+            return;
+        cr_assert_eq(t->page_n, 0);
+        cr_assert_not(t->page_more);
         t->finished = true;
         return;
     }
@@ -980,7 +1009,7 @@ Test(events, read_pages_and_get)
 
     t.run = run_paging;
     t_run(&t, t_url(), 15000);
-    cr_assert_eq(t.pages, 9);
+    cr_assert_eq(t.pages, 11);
 }
 
 /* ---- a type filter over a long log comes back in bounded pieces ---------------------------- */

@@ -85,6 +85,11 @@ void eg__engram_events_list(eg_req_t *req)
         }
     }
     q.types = types;
+    q.entity_id = eg_req_query(req, "entity_id");
+    if (q.entity_id != NULL && (q.entity_id[0] == '\0' || strlen(q.entity_id) > 256)) {
+        eg_res_error(req, EG_EINVAL, "query parameter 'entity_id' must be 1 to 256 bytes");
+        return;
+    }
     rc = eg_events_read(req->auth.workspace_id, &q, on_page, req);
     if (rc)
         ev_store_error(req, rc);
