@@ -10,6 +10,7 @@
 #include "engram/cli.h"
 #include "engram/config.h"
 #include "engram/error.h"
+#include "engram/events.h"
 #include "engram/faces.h"
 #include "engram/http.h"
 #include "engram/log.h"
@@ -153,6 +154,7 @@ static int serve(int argc, char **argv, int first)
 
     eg_server_free(app.server);
     eg_router_free(app.router);
+    eg_events_shutdown();
     eg_tenancy_shutdown();
     uv_loop_close(app.loop);
     eg_log_info("engramd stopped");

@@ -40,6 +40,7 @@ typedef struct feed_s {
     char last_id[EG_EVENT_ID_MAX]; /* last event sent (or the client's cursor) */
     char *types[EG_EVENT_TYPES_MAX];
     size_t ntypes;
+    char *entity_id; /* entity filter, or NULL */
     bool replaying;
     bool replay_again;
     feed_item_t *pending, **pending_tail;
@@ -67,6 +68,7 @@ static void feed_maybe_free(feed_t *f)
     }
     for (size_t i = 0; i < f->ntypes; i++)
         free(f->types[i]);
+    free(f->entity_id);
     eg_buf_free(&f->scratch);
     free(f);
     g_feeds--;
@@ -82,7 +84,7 @@ static void on_timer_closed(uv_handle_t *h)
 static void feed_write(feed_t *f)
 {
     int rc = f->conn ? eg_ws_send_text(f->conn, f->scratch.data, f->scratch.len)
-                   : eg_res_stream_write(f->req, f->scratch.data, f->scratch.len);
+                     : eg_res_stream_write(f->req, f->scratch.data, f->scratch.len);
 
     eg_buf_clear(&f->scratch);
     if (rc == EG_EBUSY) {
@@ -170,6 +172,7 @@ static void replay_next(feed_t *f)
         .ntypes = f->ntypes,
         .limit = FEED_REPLAY_PAGE,
         .desc = false,
+        .entity_id = f->entity_id,
     };
     int rc;
 
@@ -277,6 +280,8 @@ static feed_t *feed_new(uv_loop_t *loop, const char *ws_id, const eg_feed_opts_t
         f->types[f->ntypes++] = eg_xstrdup(opts->types[i]);
     if (opts->last_event_id && opts->last_event_id[0])
         snprintf(f->last_id, sizeof(f->last_id), "%s", opts->last_event_id);
+    if (opts->entity_id)
+        f->entity_id = eg_xstrdup(opts->entity_id);
 
     eg_event_filter_t filter = {
         .types = (const char *const *)f->types,

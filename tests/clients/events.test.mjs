@@ -140,6 +140,21 @@ test('Last-Event-ID resume replays what was missed (SSE) and last_event_id does 
     }
 });
 
+test('replay honours the entity filter', async () => {
+    const start = await emit(a, A.key, 'replay.entity', { id: 'start' });
+    const mine = await emit(a, A.key, 'replay.entity', { id: 'e-1' });
+    await emit(b, A.key, 'replay.entity', { id: 'someone-else' });
+    const mine2 = await emit(b, A.key, 'replay.entity', { id: 'e-1' });
+    const w = await openWs(a, A.key, `&entity_id=e-1&last_event_id=${start.id}`);
+    try {
+        await waitFor(() => w.received.length >= 2, { timeoutMs: 5000, what: 'entity replay' });
+        await sleep(200);
+        assert.deepEqual(w.received.map((e) => e.id), [mine.id, mine2.id]);
+    } finally {
+        w.close();
+    }
+});
+
 test('a watcher of workspace A never sees workspace B events', async () => {
     const wa = await openWs(a, A.key);
     const esA = await openSse(b, A.key);
