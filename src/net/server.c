@@ -30,6 +30,7 @@ static void conn_arm_timer(eg_conn_t *c);
 static void conn_execute(eg_conn_t *c, const char *data, size_t len);
 static void conn_start_reading(eg_conn_t *c);
 static void check_drain_done(eg_server_t *s);
+static void req_prepare_fatal(eg_conn_t *c, eg_req_t *req);
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
@@ -478,12 +479,7 @@ static void on_conn_timer(uv_timer_t *t)
         eg_req_t *req = c->cur;
         c->cur = NULL;
         c->in_message = 0;
-        req->keep_alive = 0;
-        if (req->method == NULL)
-            req->method = "-";
-        if (req->request_id[0] == '\0')
-            eg__request_id(c->srv, req->request_id);
-        req->face = &eg_face_engram;
+        req_prepare_fatal(c, req);
         c->close_after_flush = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
@@ -525,9 +521,9 @@ static int limit_error(eg_conn_t *c, int err)
     return HPE_USER;
 }
 
-static int on_message_begin(llhttp_t *p)
+/* A new request at the tail of the connection's pipeline. */
+static eg_req_t *conn_enqueue_new(eg_conn_t *c)
 {
-    eg_conn_t *c = p->data;
     eg_req_t *req = req_new(c);
 
     if (c->tail)
@@ -536,6 +532,26 @@ static int on_message_begin(llhttp_t *p)
         c->head = req;
     c->tail = req;
     c->nqueued++;
+    return req;
+}
+
+/* A request that ends its connection with an error before (or instead of) dispatch: give it
+ * what the access log and the error renderer need. */
+static void req_prepare_fatal(eg_conn_t *c, eg_req_t *req)
+{
+    req->keep_alive = 0;
+    if (req->method == NULL)
+        req->method = "-";
+    if (req->request_id[0] == '\0')
+        eg__request_id(c->srv, req->request_id);
+    req->face = &eg_face_engram;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    eg_conn_t *c = p->data;
+    eg_req_t *req = conn_enqueue_new(c);
+
     c->cur = req;
     c->in_message = 1;
     c->header_bytes = 0;
@@ -696,22 +712,10 @@ static void conn_parse_failed(eg_conn_t *c, llhttp_errno_t err)
     c->reading = 0;
     c->close_after_flush = 1;
     c->in_message = 0;
-    if (req == NULL) {
-        req = req_new(c);
-        if (c->tail)
-            c->tail->next = req;
-        else
-            c->head = req;
-        c->tail = req;
-        c->nqueued++;
-    }
+    if (req == NULL)
+        req = conn_enqueue_new(c);
     c->cur = NULL;
-    req->keep_alive = 0;
-    if (req->method == NULL)
-        req->method = "-";
-    if (req->request_id[0] == '\0')
-        eg__request_id(c->srv, req->request_id);
-    req->face = &eg_face_engram;
+    req_prepare_fatal(c, req);
     if (code == EG_EBADHTTP)
         eg_res_error(req, code, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
     else if (code == EG_ETOOBIG)

@@ -62,7 +62,8 @@ static bool parse_opts(eg_req_t *req, const char **types, char *last_id, size_t 
     return true;
 }
 
-void eg__engram_events_stream(eg_req_t *req)
+/* Both routes: parse, then hand the request to the feed (SSE or WebSocket). */
+static void open_feed(eg_req_t *req, int (*feed)(eg_req_t *, const char *, const eg_feed_opts_t *))
 {
     const char *types[EG_EVENT_TYPES_MAX];
     char last_id[EG_SSE_MAX_ID + 1];
@@ -71,21 +72,17 @@ void eg__engram_events_stream(eg_req_t *req)
 
     if (!parse_opts(req, types, last_id, sizeof(last_id), &opts))
         return;
-    rc = eg_feed_sse(req, req->auth.workspace_id, &opts);
+    rc = feed(req, req->auth.workspace_id, &opts);
     if (rc != 0)
-        eg_res_error(req, rc, "cannot open the event stream: %s", eg_strerror(rc));
+        eg_res_error(req, rc, "cannot open the event feed: %s", eg_strerror(rc));
+}
+
+void eg__engram_events_stream(eg_req_t *req)
+{
+    open_feed(req, eg_feed_sse);
 }
 
 void eg__engram_events_ws(eg_req_t *req)
 {
-    const char *types[EG_EVENT_TYPES_MAX];
-    char last_id[EG_SSE_MAX_ID + 1];
-    eg_feed_opts_t opts;
-    int rc;
-
-    if (!parse_opts(req, types, last_id, sizeof(last_id), &opts))
-        return;
-    rc = eg_feed_ws(req, req->auth.workspace_id, &opts);
-    if (rc != 0)
-        eg_res_error(req, rc, "cannot open the event feed: %s", eg_strerror(rc));
+    open_feed(req, eg_feed_ws);
 }
