@@ -2,14 +2,22 @@
 // the time from the emit request to the moment the last watcher has it. Run by tools/bench/fanout
 // (which starts Redis and engramd); uses the `ws` package installed in tests/clients.
 //
-//   node tools/bench/fanout.mjs PORT KEY WATCHERS EVENTS
+//   node tools/bench/fanout.mjs PORT KEY WATCHERS EVENTS [ENGRAMD_PID]
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
 const require = createRequire(new URL('../../tests/clients/package.json', import.meta.url));
 const WebSocket = require('ws');
 
-const [port, key, watchersArg, eventsArg] = process.argv.slice(2);
+const [port, key, watchersArg, eventsArg, serverPid] = process.argv.slice(2);
+
+// engramd's CPU time (user + system) in ms, from /proc: the server's share of the work.
+function serverCpuMs() {
+    if (!serverPid) return NaN;
+    const f = readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (100 Hz)
+}
 const WATCHERS = Number(watchersArg || 10000);
 const EVENTS = Number(eventsArg || 50);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -58,6 +66,7 @@ async function run(watchers) {
     const connectMs = performance.now() - connectStart;
     await new Promise((r) => setTimeout(r, 500)); // let every subscription settle
     const lat = [];
+    const cpu0 = serverCpuMs();
     for (let n = 0; n < EVENTS; n++) {
         const id = `e${n}`;
         const done = new Promise((resolve) => pending.set(id, { start: performance.now(), remaining: watchers, resolve }));
@@ -67,19 +76,20 @@ async function run(watchers) {
         lat.push(ms);
         await new Promise((r) => setTimeout(r, 20));
     }
+    const cpuPerEvent = (serverCpuMs() - cpu0) / EVENTS;
     for (const ws of sockets) ws.terminate();
     lat.sort((a, b) => a - b);
-    return { watchers, connectMs, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1], lost: lat.filter((x) => x === Infinity).length };
+    return { watchers, connectMs, cpuPerEvent, p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1], lost: lat.filter((x) => x === Infinity).length };
 }
 
 const base = await run(1);
 const full = await run(WATCHERS);
 const fmt = (x) => (x === Infinity ? 'lost' : x.toFixed(1));
 console.log(`\n${EVENTS} events; latency = emit request start → last watcher received\n`);
-console.log('| watchers | connect all (ms) | p50 ms | p99 ms | max ms | lost |');
-console.log('|---:|---:|---:|---:|---:|---:|');
+console.log('| watchers | connect all (ms) | p50 ms | p99 ms | max ms | lost | engramd CPU ms/event |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of [base, full]) {
-    console.log(`| ${r.watchers} | ${r.connectMs.toFixed(0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${r.lost} |`);
+    console.log(`| ${r.watchers} | ${r.connectMs.toFixed(0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.max)} | ${r.lost} | ${r.cpuPerEvent.toFixed(1)} |`);
 }
 console.log(`\np99 with ${WATCHERS} watchers: ${fmt(full.p99)} ms (goal ≤ 100 ms): ${full.p99 <= 100 ? 'met' : 'NOT met'}`);
 process.exit(0);
