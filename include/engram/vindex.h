@@ -1,0 +1,92 @@
+/* Vector index: N vectors of one dimension in contiguous memory, brute-force top-k by dot product.
+ *
+ * Vectors live in numbered slots (uint32). The caller keeps the slot ↔ memory-unit mapping and
+ * shares the slot numbers with the BM25 index, so one allowed-slots bitmap filters both. Removed
+ * slots are reused by later adds. Not thread-safe: one index belongs to one loop thread. */
+#ifndef ENGRAM_VINDEX_H
+#define ENGRAM_VINDEX_H
+
+#include <float.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    /* int8 with one float scale per vector: 4x smaller and faster than float32, and keeps top-10
+     * overlap ~0.97 with float on builtin embeddings (tools/bench/index). The default. */
+    EG_VINDEX_I8 = 0,
+    EG_VINDEX_F32 = 1, /* exact float32 */
+} eg_vindex_mode_t;
+
+typedef struct eg_vindex_s eg_vindex_t;
+
+typedef struct {
+    uint32_t slot;
+    float score; /* dot product with the query: the cosine for normalised vectors */
+} eg_vhit_t;
+
+/* Return true to keep slot as a candidate. */
+typedef bool (*eg_slot_filter_fn)(uint32_t slot, void *udata);
+
+typedef struct {
+    size_t k;                 /* at most this many hits */
+    float min_score;          /* hits score >= min_score */
+    const uint64_t *allow;    /* optional bitmap: slot s is a candidate iff bit s is set ... */
+    size_t allow_nbits;       /* ... and s < allow_nbits */
+    eg_slot_filter_fn filter; /* optional, asked after the bitmap */
+    void *udata;
+} eg_vsearch_t;
+
+/* Search options with no threshold and no filter. */
+#define EG_VSEARCH_INIT(k_)                                                                        \
+    {                                                                                              \
+        .k = (k_), .min_score = -FLT_MAX, .allow = NULL, .allow_nbits = 0, .filter = NULL,         \
+        .udata = NULL                                                                              \
+    }
+
+/* Test bit s of an allowed-slots bitmap of nbits bits. */
+static inline bool eg_slot_allowed(const uint64_t *allow, size_t nbits, uint32_t s)
+{
+    return s < nbits && (allow[s >> 6] >> (s & 63)) & 1;
+}
+
+/* A new empty index for vectors of dim floats (dim > 0). */
+eg_vindex_t *eg_vindex_new(size_t dim, eg_vindex_mode_t mode);
+
+/* Free the index and every vector (NULL is a no-op). */
+void eg_vindex_free(eg_vindex_t *vi);
+
+/* Store vec (dim floats) in a free slot, reusing removed slots first; its number in *slot. */
+int eg_vindex_add(eg_vindex_t *vi, const float *vec, uint32_t *slot);
+
+/* Replace the vector of a live slot; EG_ENOTFOUND if the slot is not live. */
+int eg_vindex_update(eg_vindex_t *vi, uint32_t slot, const float *vec);
+
+/* Remove a live slot (its number becomes reusable); EG_ENOTFOUND if it is not live. */
+int eg_vindex_remove(eg_vindex_t *vi, uint32_t slot);
+
+/* True if slot holds a vector. */
+bool eg_vindex_live(const eg_vindex_t *vi, uint32_t slot);
+
+/* Copy the vector of a live slot into out[dim] (dequantised in int8 mode); EG_ENOTFOUND if not
+ * live. */
+int eg_vindex_get(const eg_vindex_t *vi, uint32_t slot, float *out);
+
+/* Live vectors, and one past the highest slot number ever used (the bitmap size to cover). */
+size_t eg_vindex_count(const eg_vindex_t *vi);
+size_t eg_vindex_slots(const eg_vindex_t *vi);
+size_t eg_vindex_dim(const eg_vindex_t *vi);
+eg_vindex_mode_t eg_vindex_mode(const eg_vindex_t *vi);
+
+/* Brute-force top-k of query (dim floats) over the live candidate slots: writes up to opts->k hits
+ * to out, best first (ties by lower slot), and returns how many. */
+size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsearch_t *opts,
+                        eg_vhit_t *out);
+
+/* Heap bytes the index holds (allocated capacity, not just live vectors). */
+size_t eg_vindex_bytes(const eg_vindex_t *vi);
+
+/* Dot product of two float vectors (vectorised; summation order differs from a naive loop). */
+float eg_vec_dot(const float *a, const float *b, size_t n);
+
+#endif
