@@ -17,6 +17,7 @@
 #include "engram/store.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
+#include "engram/webhooks.h"
 
 typedef struct {
     uv_loop_t *loop;
@@ -37,12 +38,21 @@ static void on_store_closed(void *udata)
     uv_close((uv_handle_t *)&app->bootstrap, NULL);
 }
 
+static void on_webhooks_stopped(void *udata)
+{
+    app_t *app = udata;
+
+    eg_log_info("webhook deliveries stopped; closing Redis");
+    eg_store_shutdown(on_store_closed, app);
+}
+
 static void on_drained(void *udata)
 {
     app_t *app = udata;
 
-    eg_log_info("all connections closed; closing Redis");
-    eg_store_shutdown(on_store_closed, app);
+    /* Running webhook attempts get a few seconds to finish and be logged while Redis is up. */
+    eg_log_info("all connections closed; stopping webhook deliveries");
+    eg_webhooks_stop(on_webhooks_stopped, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -125,6 +135,8 @@ static int serve(int argc, char **argv, int first)
         return 2;
     }
     eg_tenancy_init(app.loop, app.cfg.auth_cache_ttl_ms);
+    if (eg_webhooks_start(app.loop) != 0)
+        return 2;
 
     app.router = eg_router_new();
     if (eg_faces_mount_all(app.router, &app.cfg) != 0) {

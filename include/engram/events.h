@@ -108,6 +108,18 @@ int eg_event_emit(const char *ws_id, const char *type, const cJSON *entity, eg_e
 int eg_event_emit_ev(const char *ws_id, const char *type, const cJSON *entity,
                      eg_event_emitted_fn done, void *udata);
 
+/* The emit hook: called once per stored event, after it is durable and before its emitter's
+ * callback, with the event (valid during the call only). The hook calls done(ctx, err) exactly
+ * once, now or later; the emitter's callback then runs, with err when it is non-zero (the
+ * event is stored, but what the hook had to do with it is not: the emitter should retry). The
+ * webhook engine uses it to queue deliveries before an event is acknowledged. */
+typedef void (*eg_events_hook_done_fn)(void *ctx, int err);
+typedef void (*eg_events_emit_hook_fn)(const char *ws_id, const eg_event_t *ev,
+                                       eg_events_hook_done_fn done, void *ctx);
+
+/* Install (or, with NULL, remove) the emit hook; one per process. */
+void eg_events_set_emit_hook(eg_events_emit_hook_fn fn);
+
 /* Watch ws_id's live events. The first watcher of a workspace in this process subscribes to its
  * channel; the last one to leave unsubscribes. filter may be NULL (everything). Events arrive
  * once subscribed in Redis (not necessarily before the first emit after this call). NULL on bad

@@ -297,6 +297,7 @@ typedef struct ev_op_s {
     /* emit: what the stored event is made of, to hand it back without a second round trip */
     const char *type, *created, *entity;
     bool want_event;
+    eg_event_t ev; /* the stored event, built once the emit script answered */
 } ev_op_t;
 
 static ev_op_t *ev_op_new(const char *ws_id, void *udata)
@@ -388,11 +389,34 @@ static const char *ev_str(eg_arena_t *a, const redisReply *r)
 
 /* ---- emit -------------------------------------------------------------------------------- */
 
+static eg_events_emit_hook_fn s_emit_hook;
+
+void eg_events_set_emit_hook(eg_events_emit_hook_fn fn)
+{
+    s_emit_hook = fn;
+}
+
+/* Tell the emitter, once the event (and whatever the hook does with it) is durable. */
+static void ev_emit_finish(ev_op_t *op, int err, const eg_event_t *ev)
+{
+    if (op->want_event)
+        op->cb.emitted(op->udata, err, err ? NULL : ev);
+    else
+        op->cb.done(op->udata, err, err ? NULL : ev->id);
+    ev_op_free(op);
+}
+
+static void on_hook_done(void *ctx, int err)
+{
+    ev_op_t *op = ctx;
+
+    ev_emit_finish(op, err, &op->ev);
+}
+
 static void on_emitted(void *udata, int err, redisReply *r)
 {
     ev_op_t *op = udata;
     char id[EG_EVENT_ID_MAX];
-    eg_event_t ev;
 
     err = ev_reply_err(err, r, "emit");
     if (err == 0 && (r->type != REDIS_REPLY_STRING || !ev_id_from_stream(r->str, r->len, id))) {
@@ -400,20 +424,16 @@ static void on_emitted(void *udata, int err, redisReply *r)
         err = EG_EREDIS;
     }
     if (err != 0) {
-        if (op->want_event)
-            op->cb.emitted(op->udata, err, NULL);
-        else
-            op->cb.done(op->udata, err, NULL);
-        goto done;
+        ev_emit_finish(op, err, NULL);
+        return;
     }
-    if (op->want_event) {
-        ev_build(&op->arena, &ev, id, op->type, op->created, op->ws, op->entity);
-        op->cb.emitted(op->udata, 0, &ev);
-    } else {
-        op->cb.done(op->udata, 0, id);
-    }
-done:
-    ev_op_free(op);
+    ev_build(&op->arena, &op->ev, id, op->type, op->created, op->ws, op->entity);
+    /* The hook runs before the emitter is told, so that an acknowledged event has had its
+     * consequences (queued webhook deliveries) made durable too; op lives until it is done. */
+    if (s_emit_hook != NULL)
+        s_emit_hook(op->ws, &op->ev, on_hook_done, op);
+    else
+        ev_emit_finish(op, 0, &op->ev);
 }
 
 static int ev_emit(const char *ws_id, const char *type, const cJSON *entity, eg_event_done_fn done,
@@ -446,7 +466,7 @@ static int ev_emit(const char *ws_id, const char *type, const cJSON *entity, eg_
     eg__events_channel(ws_id, channel);
     op->type = eg_arena_strdup(&op->arena, type);
     op->created = eg_arena_strdup(&op->arena, created);
-    op->entity = op->want_event ? eg_arena_strdup(&op->arena, json) : "";
+    op->entity = eg_arena_strdup(&op->arena, json);
     argv[0] = ev_stream_key(op);
     argv[1] = minid;
     argv[2] = type;

@@ -11,6 +11,7 @@
 #include "engram/util.h"
 #include "events_api.h"
 #include "stream_api.h"
+#include "webhooks_api.h"
 
 #define EG_API_VERSION "2026-11-01"
 
@@ -289,6 +290,15 @@ int eg_face_engram_mount(eg_router_t *r)
         {"GET", "/engram/v1/events/ws", eg__engram_events_ws, EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
         {"GET", "/engram/v1/events/{event_id}", eg__engram_events_get,
          EG_ROUTE_AUTH | EG_ROUTE_TOKEN_QS},
+        {"POST", "/engram/v1/webhooks", eg__engram_webhooks_create, EG_ROUTE_AUTH},
+        {"GET", "/engram/v1/webhooks", eg__engram_webhooks_list, EG_ROUTE_AUTH},
+        {"GET", "/engram/v1/webhooks/{webhook_id}", eg__engram_webhooks_get, EG_ROUTE_AUTH},
+        {"PATCH", "/engram/v1/webhooks/{webhook_id}", eg__engram_webhooks_update, EG_ROUTE_AUTH},
+        {"DELETE", "/engram/v1/webhooks/{webhook_id}", eg__engram_webhooks_delete, EG_ROUTE_AUTH},
+        {"GET", "/engram/v1/webhooks/{webhook_id}/deliveries", eg__engram_webhooks_deliveries,
+         EG_ROUTE_AUTH},
+        {"POST", "/engram/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+         eg__engram_webhooks_retry, EG_ROUTE_AUTH},
     };
 
     for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
