@@ -121,20 +121,30 @@ void eg_vindex_free(eg_vindex_t *vi)
     free(vi);
 }
 
-/* Grow by half again (not doubling): at 10^5 vectors a doubling would strand megabytes. */
-static void grow(eg_vindex_t *vi)
+static void resize(eg_vindex_t *vi, size_t ncap)
 {
-    size_t ncap = vi->cap < 64 ? 64 : vi->cap + vi->cap / 2;
     size_t owords = (vi->cap + 63) / 64, nwords = (ncap + 63) / 64;
 
-    if (ncap > UINT32_MAX)
-        ncap = UINT32_MAX;
     vi->data = eg_xrealloc(vi->data, ncap * vi->dim * elem_size(vi));
     if (vi->mode == EG_VINDEX_I8)
         vi->scale = eg_xrealloc(vi->scale, ncap * sizeof(float));
     vi->live = eg_xrealloc(vi->live, nwords * sizeof(uint64_t));
     memset(vi->live + owords, 0, (nwords - owords) * sizeof(uint64_t));
     vi->cap = ncap;
+}
+
+/* Grow by half again (not doubling): at 10^5 vectors a doubling would strand megabytes. */
+static void grow(eg_vindex_t *vi)
+{
+    size_t ncap = vi->cap < 64 ? 64 : vi->cap + vi->cap / 2;
+
+    resize(vi, ncap > UINT32_MAX ? UINT32_MAX : ncap);
+}
+
+void eg_vindex_reserve(eg_vindex_t *vi, size_t n)
+{
+    if (vi && n > vi->cap)
+        resize(vi, n > UINT32_MAX ? UINT32_MAX : n);
 }
 
 static void store(eg_vindex_t *vi, uint32_t slot, const float *vec)

@@ -115,6 +115,13 @@ Test(vindex, slots_add_remove_update)
     cr_assert_eq(eg_vindex_get(vi, 0, got), 0);
     cr_assert_eq(memcmp(v, got, sizeof(v)), 0);
     cr_assert_geq(eg_vindex_bytes(vi), 6 * DIM * sizeof(float));
+    /* Reserving keeps every vector and the slot numbering. */
+    eg_vindex_reserve(vi, 1000);
+    cr_assert_geq(eg_vindex_bytes(vi), 1000 * DIM * sizeof(float));
+    cr_assert_eq(eg_vindex_get(vi, 0, got), 0);
+    cr_assert_eq(memcmp(v, got, sizeof(v)), 0);
+    cr_assert_eq(eg_vindex_add(vi, v, &r), 0);
+    cr_assert_eq(r, 6);
     eg_vindex_free(vi);
     eg_vindex_free(NULL);
 }

@@ -177,6 +177,9 @@ int main(int argc, char **argv)
     }
     printf("  sample fact: \"%s\"\n", texts[0]);
 
+    /* As the bank loader will: it knows how many units it is about to load. */
+    eg_vindex_reserve(vi8, nfacts);
+    eg_vindex_reserve(vf, nfacts);
     rss0 = rss_kib();
     for (size_t i = 0; i < nfacts; i += batch) {
         size_t n = EG_MIN(batch, nfacts - i);
