@@ -8,16 +8,10 @@
  * shared server; without it, or for the test that kills connections, a private redis-server
  * (ENGRAM_REDIS_SERVER, default "redis-server") is started on a free port. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -29,134 +23,9 @@
 #include "engram/store.h"
 #include "engram/util.h"
 
-/* ---- redis-server processes ------------------------------------------------------------- */
+#include "redis_fixture.h"
 
-typedef struct {
-    pid_t pid;
-    int port;
-    char url[64];
-} t_redis_t;
-
-static t_redis_t own;
-static char shared_url[256];
-
-static int t_free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    cr_assert(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Is the server on port the child we started (not a parallel test's)? */
-static bool t_redis_is(pid_t pid, int port)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *rep = NULL;
-    char want[32];
-    bool ok = false;
-
-    if (c == NULL || c->err != 0)
-        goto done;
-    rep = redisCommand(c, "INFO server");
-    snprintf(want, sizeof(want), "process_id:%d\r\n", (int)pid);
-    ok = rep != NULL && rep->type == REDIS_REPLY_STRING && strstr(rep->str, want) != NULL;
-    if (rep != NULL)
-        freeReplyObject(rep);
-done:
-    if (c != NULL)
-        redisFree(c);
-    return ok;
-}
-
-static bool t_redis_try_start(t_redis_t *r, int port)
-{
-    const char *bin = getenv("ENGRAM_REDIS_SERVER");
-    char portstr[16];
-    pid_t pid;
-
-    if (bin == NULL || bin[0] == '\0')
-        bin = "redis-server";
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execlp(bin, bin, "--port", portstr, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-               "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
-        _exit(127);
-    }
-    r->pid = pid;
-    r->port = port;
-    snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", port);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            r->pid = 0;
-            return false;
-        }
-        if (t_redis_is(pid, port))
-            return true;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    r->pid = 0;
-    return false;
-}
-
-static void t_redis_kill(t_redis_t *r)
-{
-    if (r->pid <= 0)
-        return;
-    kill(r->pid, SIGKILL);
-    waitpid(r->pid, NULL, 0);
-    r->pid = 0;
-}
-
-static const char *t_private_url(void)
-{
-    for (int i = 0; i < 10; i++)
-        if (t_redis_try_start(&own, t_free_port()))
-            return own.url;
-    cr_assert_fail("could not start redis-server");
-    return NULL;
-}
-
-static const char *t_url(void)
-{
-    if (shared_url[0] == '\0')
-        snprintf(shared_url, sizeof(shared_url), "%s", t_private_url());
-    return shared_url;
-}
-
-static void t_setup(void)
-{
-    const char *env = getenv("ENGRAM_TEST_REDIS_URL");
-
-    eg_log_set_level(EG_LOG_OFF);
-    memset(&own, 0, sizeof(own));
-    snprintf(shared_url, sizeof(shared_url), "%s", env != NULL ? env : "");
-}
-
-static void t_teardown(void)
-{
-    t_redis_kill(&own);
-}
-
-TestSuite(events, .init = t_setup, .fini = t_teardown, .timeout = 60);
+TestSuite(events, .init = t_redis_setup, .fini = t_redis_teardown, .timeout = 60);
 
 /* ---- loop harness ----------------------------------------------------------------------- */
 
@@ -232,12 +101,6 @@ static void t_tick_cb(uv_timer_t *h)
     }
 }
 
-static void t_count_handles(uv_handle_t *h, void *arg)
-{
-    (void)h;
-    (*(int *)arg)++;
-}
-
 /* Unique workspace ids per test, so tests can share one Redis. */
 static void t_ws(char *out, size_t n, const char *tag)
 {
@@ -250,7 +113,6 @@ static void t_ws(char *out, size_t n, const char *tag)
 static void t_run(t_ctx_t *t, const char *url, uint64_t limit_ms)
 {
     eg_store_opts_t opts = {url, 2, 3000, 2000};
-    int handles = 0;
 
     for (size_t i = 0; i < EG_ARRAY_SIZE(t->w); i++)
         t->w[i].t = t;
@@ -264,9 +126,7 @@ static void t_run(t_ctx_t *t, const char *url, uint64_t limit_ms)
     uv_run(&t->loop, UV_RUN_DEFAULT);
     cr_assert(t->finished);
     cr_assert_eq(t->shutdown_done, 1);
-    uv_walk(&t->loop, t_count_handles, &handles);
-    cr_assert_eq(handles, 0, "%d handles leaked", handles);
-    cr_assert_eq(uv_loop_close(&t->loop), 0);
+    t_loop_close_checked(&t->loop);
 }
 
 /* ---- callbacks -------------------------------------------------------------------------- */

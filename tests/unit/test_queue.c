@@ -7,15 +7,12 @@
  * (queue names are unique per test run); otherwise, and for the restart test, the test starts
  * its own server (ENGRAM_REDIS_SERVER, default "redis-server"). */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,133 +26,7 @@
 #include "engram/store.h"
 #include "engram/util.h"
 
-/* ---- redis-server processes ------------------------------------------------------------- */
-
-typedef struct {
-    pid_t pid;
-    int port;
-    char url[64];
-} t_redis_t;
-
-static t_redis_t own;
-static char shared_url[256];
-
-static int t_free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    cr_assert(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Is our child the server answering on port? (Parallel tests may race for a port.) */
-static bool t_redis_is(pid_t pid, int port)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *rep = NULL;
-    char want[32];
-    bool ok = false;
-
-    if (c == NULL || c->err != 0)
-        goto done;
-    rep = redisCommand(c, "INFO server");
-    snprintf(want, sizeof(want), "process_id:%d\r\n", (int)pid);
-    ok = rep != NULL && rep->type == REDIS_REPLY_STRING && strstr(rep->str, want) != NULL;
-    if (rep != NULL)
-        freeReplyObject(rep);
-done:
-    if (c != NULL)
-        redisFree(c);
-    return ok;
-}
-
-static bool t_redis_try_start(t_redis_t *r, int port)
-{
-    const char *bin = getenv("ENGRAM_REDIS_SERVER");
-    char portstr[16];
-    pid_t pid;
-
-    if (bin == NULL || bin[0] == '\0')
-        bin = "redis-server";
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execlp(bin, bin, "--port", portstr, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-               "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
-        _exit(127);
-    }
-    r->pid = pid;
-    r->port = port;
-    snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", port);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            r->pid = 0;
-            return false;
-        }
-        if (t_redis_is(pid, port))
-            return true;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    r->pid = 0;
-    return false;
-}
-
-static void t_redis_start_any(t_redis_t *r)
-{
-    for (int i = 0; i < 10; i++)
-        if (t_redis_try_start(r, t_free_port()))
-            return;
-    cr_assert_fail("could not start redis-server");
-}
-
-static void t_redis_kill(t_redis_t *r)
-{
-    if (r->pid <= 0)
-        return;
-    kill(r->pid, SIGKILL);
-    waitpid(r->pid, NULL, 0);
-    r->pid = 0;
-}
-
-static void t_setup(void)
-{
-    const char *env = getenv("ENGRAM_TEST_REDIS_URL");
-
-    eg_log_set_level(EG_LOG_OFF);
-    memset(&own, 0, sizeof(own));
-    snprintf(shared_url, sizeof(shared_url), "%s", env != NULL ? env : "");
-}
-
-static void t_teardown(void)
-{
-    t_redis_kill(&own);
-}
-
-static const char *t_url(void)
-{
-    if (shared_url[0] == '\0') {
-        t_redis_start_any(&own);
-        snprintf(shared_url, sizeof(shared_url), "%s", own.url);
-    }
-    return shared_url;
-}
+#include "redis_fixture.h"
 
 /* A synchronous side connection for assertions about what is in Redis. */
 static redisReply *t_sync(const char *url, const char *fmt, ...)
@@ -265,18 +136,11 @@ static void t_tick_cb(uv_timer_t *h)
     }
 }
 
-static void t_count_handles(uv_handle_t *h, void *arg)
-{
-    (void)h;
-    (*(int *)arg)++;
-}
-
 /* Run the test on queue qname (NULL: a fresh unique name) to completion, then check that every
  * handle was closed. */
 static void t_run_named(t_ctx_t *t, const char *url, const char *qname, uint64_t limit_ms)
 {
     eg_store_opts_t opts = {url, 2, 2000, 500};
-    int handles = 0;
     char rnd[9];
 
     t->url = url;
@@ -295,9 +159,7 @@ static void t_run_named(t_ctx_t *t, const char *url, const char *qname, uint64_t
     uv_run(&t->loop, UV_RUN_DEFAULT);
     cr_assert(t->finished);
     cr_assert_eq(t->shutdown_done, 1);
-    uv_walk(&t->loop, t_count_handles, &handles);
-    cr_assert_eq(handles, 0, "%d handles leaked", handles);
-    cr_assert_eq(uv_loop_close(&t->loop), 0);
+    t_loop_close_checked(&t->loop);
 }
 
 static void t_run(t_ctx_t *t, const char *url, uint64_t limit_ms)
@@ -407,7 +269,7 @@ static void t_counts(t_ctx_t *t, eg_queue_counts_t *c)
     eg_queue_counts(t->q, c);
 }
 
-TestSuite(queue, .init = t_setup, .fini = t_teardown, .timeout = 90);
+TestSuite(queue, .init = t_redis_setup, .fini = t_redis_teardown, .timeout = 90);
 
 /* ---- argument checks -------------------------------------------------------------------- */
 
@@ -994,13 +856,13 @@ static void run_restart(t_ctx_t *t)
         if (c.acked < 2)
             return;
         /* Lose Redis and everything in it (no persistence), then bring it back. */
-        t_redis_kill(&own);
+        t_redis_kill(&t_own);
         t_next(t);
         return;
     case 2:
         if (t_in_step(t) < 300)
             return;
-        cr_assert(t_redis_try_start(&own, own.port), "restart on port %d", own.port);
+        cr_assert(t_redis_try_start(&t_own, t_own.port), "restart on port %d", t_own.port);
         t_next(t);
         return;
     case 3:
@@ -1030,9 +892,8 @@ Test(queue, consumption_resumes_after_redis_restart)
 {
     t_ctx_t t = {0};
 
-    t_redis_start_any(&own);
     t.run = run_restart;
-    t_run(&t, own.url, 30000);
+    t_run(&t, t_private_url(), 30000);
 }
 
 /* ---- close ------------------------------------------------------------------------------ */

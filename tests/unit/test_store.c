@@ -8,15 +8,11 @@
  * other tests running in parallel. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -28,184 +24,9 @@
 #include "engram/metrics.h"
 #include "engram/store.h"
 
-/* ---- redis-server processes ------------------------------------------------------------- */
+#include "redis_fixture.h"
 
-typedef struct {
-    pid_t pid;
-    int port;
-    char url[64];
-} t_redis_t;
-
-static t_redis_t own;   /* a server this test started, killed in teardown */
-static bool own_secure; /* start it with a password, an ACL user and a unix socket */
-static char shared_url[256];
-
-/* Bind a loopback TCP socket to a kernel-chosen port; returns the fd, port in *port. */
-static int t_reserve_port(int *port)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    cr_assert(fd >= 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int t_free_port(void)
-{
-    int port, fd = t_reserve_port(&port);
-
-    close(fd);
-    return port;
-}
-
-/* Is our child the server answering on port? (Parallel tests may race for a port: the
- * answer must come from the process we started, not from a neighbour's server.) */
-static bool t_redis_is(pid_t pid, int port)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *rep = NULL;
-    char want[32];
-    bool ok = false;
-
-    if (c == NULL || c->err != 0)
-        goto done;
-    if (own_secure) {
-        rep = redisCommand(c, "AUTH alice s3cret");
-        if (rep != NULL)
-            freeReplyObject(rep);
-    }
-    rep = redisCommand(c, "INFO server");
-    snprintf(want, sizeof(want), "process_id:%d\r\n", (int)pid);
-    ok = rep != NULL && rep->type == REDIS_REPLY_STRING && strstr(rep->str, want) != NULL;
-    if (rep != NULL)
-        freeReplyObject(rep);
-done:
-    if (c != NULL)
-        redisFree(c);
-    return ok;
-}
-
-/* Start redis-server on port and wait until it answers; false if it could not (port taken). */
-static bool t_redis_try_start(t_redis_t *r, int port)
-{
-    const char *bin = getenv("ENGRAM_REDIS_SERVER");
-    char portstr[16], sock[64];
-    pid_t pid;
-
-    if (bin == NULL || bin[0] == '\0')
-        bin = "redis-server";
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    snprintf(sock, sizeof(sock), "/tmp/engram-test-%d.sock", port);
-    pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        if (own_secure)
-            execlp(bin, bin, "--port", portstr, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                   "no", "--daemonize", "no", "--dir", "/tmp", "--unixsocket", sock,
-                   "--unixsocketperm", "700", "--requirepass", "p@ss word", "--user", "alice", "on",
-                   ">s3cret", "~*", "&*", "+@all", (char *)NULL);
-        else
-            execlp(bin, bin, "--port", portstr, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                   "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
-        _exit(127);
-    }
-    r->pid = pid;
-    r->port = port;
-    snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", port);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            r->pid = 0; /* it exited: the port was taken */
-            unlink(sock);
-            return false;
-        }
-        if (t_redis_is(pid, port))
-            return true;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    r->pid = 0;
-    unlink(sock);
-    return false;
-}
-
-static void t_redis_start(t_redis_t *r, int port)
-{
-    cr_assert(t_redis_try_start(r, port), "redis-server did not start on port %d", port);
-}
-
-/* Start a server on some free port. */
-static void t_redis_start_any(t_redis_t *r)
-{
-    for (int i = 0; i < 10; i++)
-        if (t_redis_try_start(r, t_free_port()))
-            return;
-    cr_assert_fail("could not start redis-server");
-}
-
-static void t_redis_kill(t_redis_t *r)
-{
-    if (r->pid <= 0)
-        return;
-    char sock[64];
-
-    kill(r->pid, SIGKILL);
-    waitpid(r->pid, NULL, 0);
-    r->pid = 0;
-    snprintf(sock, sizeof(sock), "/tmp/engram-test-%d.sock", r->port);
-    unlink(sock); /* left behind by SIGKILL when the server had one */
-}
-
-static void t_setup(void)
-{
-    const char *env = getenv("ENGRAM_TEST_REDIS_URL");
-
-    eg_log_set_level(EG_LOG_OFF);
-    memset(&own, 0, sizeof(own));
-    own_secure = false;
-    if (env != NULL && env[0] != '\0') {
-        snprintf(shared_url, sizeof(shared_url), "%s", env);
-        return;
-    }
-    shared_url[0] = '\0';
-}
-
-static void t_teardown(void)
-{
-    t_redis_kill(&own);
-}
-
-/* A server for tests that only need a working Redis. */
-static const char *t_url(void)
-{
-    if (shared_url[0] == '\0') {
-        t_redis_start_any(&own);
-        snprintf(shared_url, sizeof(shared_url), "%s", own.url);
-    }
-    return shared_url;
-}
-
-/* A server this test may stop, kill or disconnect clients of. */
-static const char *t_private_url(void)
-{
-    t_redis_start_any(&own);
-    return own.url;
-}
-
-TestSuite(store, .init = t_setup, .fini = t_teardown, .timeout = 60);
+TestSuite(store, .init = t_redis_setup, .fini = t_redis_teardown, .timeout = 60);
 
 /* ---- loop harness ----------------------------------------------------------------------- */
 
@@ -267,18 +88,11 @@ static void t_tick_cb(uv_timer_t *h)
     }
 }
 
-static void t_count_handles(uv_handle_t *h, void *arg)
-{
-    (void)h;
-    (*(int *)arg)++;
-}
-
 /* Run the test to completion, then check that every handle was closed. */
 static void t_run(t_ctx_t *t, const char *url, int pool, uint64_t cmd_timeout_ms,
                   uint64_t connect_timeout_ms, uint64_t limit_ms)
 {
     eg_store_opts_t opts = {url, pool, cmd_timeout_ms, connect_timeout_ms};
-    int handles = 0;
 
     cr_assert_eq(uv_loop_init(&t->loop), 0);
     if (t->before != NULL)
@@ -293,9 +107,7 @@ static void t_run(t_ctx_t *t, const char *url, int pool, uint64_t cmd_timeout_ms
     uv_run(&t->loop, UV_RUN_DEFAULT);
     cr_assert(t->finished);
     cr_assert_eq(t->shutdown_done, 1, "shutdown done called %d times", t->shutdown_done);
-    uv_walk(&t->loop, t_count_handles, &handles);
-    cr_assert_eq(handles, 0, "%d handles leaked", handles);
-    cr_assert_eq(uv_loop_close(&t->loop), 0);
+    t_loop_close_checked(&t->loop);
     cr_assert_not(eg_store_up());
 }
 
@@ -870,7 +682,7 @@ static void run_sigstop(t_ctx_t *t)
     case 0:
         if (!eg_store_up())
             return;
-        cr_assert_eq(kill(own.pid, SIGSTOP), 0);
+        cr_assert_eq(kill(t_own.pid, SIGSTOP), 0);
         for (int i = 0; i < 5; i++)
             cr_assert_eq(eg_store_command(t_reply, t, "PING"), 0);
         t_next(t);
@@ -891,7 +703,7 @@ static void run_sigstop(t_ctx_t *t)
             return;
         cr_assert_not(eg_store_up());
         cr_assert_eq(eg_store_command(t_reply, t, "PING"), EG_EUNAVAIL);
-        cr_assert_eq(kill(own.pid, SIGCONT), 0);
+        cr_assert_eq(kill(t_own.pid, SIGCONT), 0);
         t_next(t);
         return;
     case 3:
@@ -942,8 +754,8 @@ static void run_restart(t_ctx_t *t)
     case 1:
         if (t->replies < 1)
             return;
-        t->port = own.port;
-        t_redis_kill(&own);
+        t->port = t_own.port;
+        t_redis_kill(&t_own);
         t_next(t);
         return;
     case 2:
@@ -954,7 +766,7 @@ static void run_restart(t_ctx_t *t)
             return; /* let a few reconnects fail */
         cr_assert_not_null(strstr(eg_store_last_error(), "Connection refused"), "%s",
                            eg_store_last_error());
-        t_redis_start(&own, t->port);
+        t_redis_start(&t_own, t->port);
         t_next(t);
         return;
     case 3:
@@ -1084,9 +896,9 @@ Test(store, auth_with_user_and_select)
     t_ctx_t t = {0};
     char url[128];
 
-    own_secure = true;
+    t_own.secure = true;
     t_private_url();
-    snprintf(url, sizeof(url), "redis://alice:s3cret@127.0.0.1:%d/2", own.port);
+    snprintf(url, sizeof(url), "redis://alice:s3cret@127.0.0.1:%d/2", t_own.port);
     snprintf(t.chan, sizeof(t.chan), " db=2 ");
     t.run = run_client_info;
     t_run(&t, url, 1, 2000, 2000, 10000);
@@ -1098,10 +910,10 @@ Test(store, unix_socket_with_password_and_db)
     t_ctx_t t = {0};
     char url[128];
 
-    own_secure = true;
+    t_own.secure = true;
     t_private_url();
     /* "p@ss word", percent-encoded; user "default" implied. */
-    snprintf(url, sizeof(url), "unix://:p%%40ss%%20word@/tmp/engram-test-%d.sock?db=3", own.port);
+    snprintf(url, sizeof(url), "unix://:p%%40ss%%20word@/tmp/engram-test-%d.sock?db=3", t_own.port);
     snprintf(t.chan, sizeof(t.chan), " db=3 ");
     t.run = run_client_info;
     t_run(&t, url, 1, 2000, 2000, 10000);
@@ -1115,7 +927,7 @@ static void run_wrong_password(t_ctx_t *t)
     if (t_in_step(t) < 400)
         return;
     cr_assert_not(eg_store_up());
-    snprintf(expect, sizeof(expect), "auth 127.0.0.1:%d: WRONGPASS", own.port);
+    snprintf(expect, sizeof(expect), "auth 127.0.0.1:%d: WRONGPASS", t_own.port);
     cr_assert(strncmp(eg_store_last_error(), expect, strlen(expect)) == 0, "%s",
               eg_store_last_error());
     t->finished = true;
@@ -1126,9 +938,9 @@ Test(store, wrong_password_is_reported)
     t_ctx_t t = {0};
     char url[128];
 
-    own_secure = true;
+    t_own.secure = true;
     t_private_url();
-    snprintf(url, sizeof(url), "redis://alice:nope@127.0.0.1:%d", own.port);
+    snprintf(url, sizeof(url), "redis://alice:nope@127.0.0.1:%d", t_own.port);
     t.run = run_wrong_password;
     t_run(&t, url, 1, 2000, 2000, 10000);
 }
