@@ -256,13 +256,9 @@ int eg_op_create(const char *scope, const char *scope_id, const char *op_id, con
     argv[3] = kind;
     argv[4] = meta != NULL ? meta : "";
     rc = eg_store_eval(&eg_script_op_create, eg_op_one_cb, req, 2, 5, argv, NULL);
-    if (rc != 0)
-        goto fail;
-    eg_arena_destroy(&a);
-    return 0;
-
 fail:
-    free(req);
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
     eg_arena_destroy(&a);
     return rc;
 }
@@ -292,13 +288,9 @@ int eg_op_update(const char *scope, const char *scope_id, const char *op_id, int
     argv[3] = error != NULL ? error : "";
     argv[4] = error != NULL ? "1" : "0";
     rc = eg_store_eval(&eg_script_op_update, eg_op_one_cb, req, 1, 5, argv, NULL);
-    if (rc != 0)
-        goto fail;
-    eg_arena_destroy(&a);
-    return 0;
-
 fail:
-    free(req);
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
     eg_arena_destroy(&a);
     return rc;
 }
@@ -319,13 +311,9 @@ int eg_op_get(const char *scope, const char *scope_id, const char *op_id, eg_op_
         goto fail;
     key = eg_key(&a, scope, scope_id, "op:%s", op_id);
     rc = eg_store_command(eg_op_one_cb, req, "HGETALL %s", key);
-    if (rc != 0)
-        goto fail;
-    eg_arena_destroy(&a);
-    return 0;
-
 fail:
-    free(req);
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
     eg_arena_destroy(&a);
     return rc;
 }
@@ -355,13 +343,9 @@ int eg_op_list(const char *scope, const char *scope_id, int status, const char *
     argv[3] = cursor != NULL ? cursor : "";
     argv[4] = lim;
     rc = eg_store_eval(&eg_script_op_list, eg_op_list_cb, req, 1, 5, argv, NULL);
-    if (rc != 0)
-        goto fail;
-    eg_arena_destroy(&a);
-    return 0;
-
 fail:
-    free(req);
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
     eg_arena_destroy(&a);
     return rc;
 }

@@ -212,13 +212,9 @@ int eg_queue_push(const char *name, const char *job_id, const char *payload, siz
     for (int i = 0; i < 8; i++)
         lens[i] = i == 5 ? len : strlen(argv[i]);
     rc = eg_store_eval(&eg_script_push, eg_queue_push_cb, p, 4, 8, argv, lens);
-    if (rc != 0)
-        goto fail;
-    eg_arena_destroy(&a);
-    return 0;
-
 fail:
-    free(p);
+    if (rc != 0)
+        free(p); /* once sent, the reply callback frees it */
     eg_arena_destroy(&a);
     return rc;
 }
@@ -269,13 +265,9 @@ int eg_queue_stats(const char *name, eg_queue_stats_fn cb, void *udata)
     argv[1] = eg_key(&a, "q", name, "delayed");
     argv[2] = eg_key(&a, "q", name, "dead");
     rc = eg_store_eval(&eg_script_stats, eg_queue_stats_cb, req, 3, 3, argv, NULL);
-    if (rc != 0)
-        goto fail;
-    eg_arena_destroy(&a);
-    return 0;
-
 fail:
-    free(req);
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
     eg_arena_destroy(&a);
     return rc;
 }
