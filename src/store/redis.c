@@ -905,9 +905,32 @@ const char *eg_store_last_error(void)
     return g_last_error;
 }
 
+/* Wrap a command formatted by hiredis (len < 0: formatting failed) for fn and send it on the
+ * dedicated connection c, or on any ready pooled connection when c is NULL. cmd stays the
+ * caller's. */
+static int eg_cmd_send_formatted(eg_conn_t *c, eg_reply_fn fn, void *udata, const char *cmd,
+                                 int len)
+{
+    eg_cmd_t *w;
+    int rc;
+
+    if (len < 0)
+        return EG_EINVAL;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return EG_EUNAVAIL;
+    w->fn = fn;
+    w->udata = udata;
+    if (c == NULL)
+        return eg_cmd_submit(w, cmd, (size_t)len); /* frees w when it is not accepted */
+    rc = eg_cmd_send_on(c->store, c, w, cmd, (size_t)len);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
 int eg_store_command(eg_reply_fn fn, void *udata, const char *fmt, ...)
 {
-    eg_cmd_t *w = NULL;
     char *cmd = NULL;
     va_list ap;
     int len, rc;
@@ -917,24 +940,13 @@ int eg_store_command(eg_reply_fn fn, void *udata, const char *fmt, ...)
     va_start(ap, fmt);
     len = redisvFormatCommand(&cmd, fmt, ap);
     va_end(ap);
-    if (len < 0)
-        return EG_EINVAL;
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        rc = EG_EUNAVAIL;
-        goto done;
-    }
-    w->fn = fn;
-    w->udata = udata;
-    rc = eg_cmd_submit(w, cmd, (size_t)len);
-done:
+    rc = eg_cmd_send_formatted(NULL, fn, udata, cmd, len);
     redisFreeCommand(cmd);
     return rc;
 }
 
 int eg_store_commandv(eg_reply_fn fn, void *udata, int argc, const char **argv, const size_t *lens)
 {
-    eg_cmd_t *w = NULL;
     char *cmd = NULL;
     int len, rc;
 
@@ -943,17 +955,7 @@ int eg_store_commandv(eg_reply_fn fn, void *udata, int argc, const char **argv, 
     if (!eg_store_any_ready(g_store))
         return EG_EUNAVAIL;
     len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (len < 0)
-        return EG_EINVAL;
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        rc = EG_EUNAVAIL;
-        goto done;
-    }
-    w->fn = fn;
-    w->udata = udata;
-    rc = eg_cmd_submit(w, cmd, (size_t)len);
-done:
+    rc = eg_cmd_send_formatted(NULL, fn, udata, cmd, len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -996,27 +998,16 @@ bool eg_store_dedicated_up(const eg_store_conn_t *c)
 int eg_store_dedicated_command(eg_store_conn_t *c, eg_reply_fn fn, void *udata, const char *fmt,
                                ...)
 {
-    eg_cmd_t *w = NULL;
     char *cmd = NULL;
     va_list ap;
-    int len, rc = EG_EUNAVAIL;
+    int len, rc;
 
     if (c == NULL || c->store == NULL || eg_conn_closing(c) || !eg_conn_usable(c))
         return EG_EUNAVAIL;
     va_start(ap, fmt);
     len = redisvFormatCommand(&cmd, fmt, ap);
     va_end(ap);
-    if (len < 0)
-        return EG_EINVAL;
-    w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        goto done;
-    w->fn = fn;
-    w->udata = udata;
-    rc = eg_cmd_send_on(c->store, c, w, cmd, (size_t)len);
-    if (rc != 0)
-        free(w);
-done:
+    rc = eg_cmd_send_formatted(c, fn, udata, cmd, len);
     redisFreeCommand(cmd);
     return rc;
 }
