@@ -33,6 +33,7 @@ typedef struct eg_config_s {
     bool access_log;            /* ENGRAM_ACCESS_LOG, default true */
     char cors_origins[1024];    /* ENGRAM_CORS_ORIGINS comma list or "*", default "*" */
     char mount[EG_FACE_COUNT][128]; /* ENGRAM_MOUNT_<FACE>, defaults /hindsight ... */
+    char anonymous_workspace[128];  /* ENGRAM_ANONYMOUS_WORKSPACE, "" = off (keys required) */
 } eg_config_t;
 
 /* Face names in mount[] order: hindsight, fency, faosx, fiberwise, cadenya. */

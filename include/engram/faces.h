@@ -8,6 +8,9 @@
 /* engram's own routes: /health*, /version, /metrics and /engram/v1/... 0 or EG_EINVAL. */
 int eg_face_engram_mount(eg_router_t *r);
 
+/* The Hindsight face at cfg->mount[0] (health, version, banks). 0 or EG_EINVAL. */
+int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg);
+
 /* Mount every face at its configured prefix. 0 or EG_EINVAL (a route collision). */
 int eg_faces_mount_all(eg_router_t *r, const eg_config_t *cfg);
 

@@ -49,6 +49,11 @@ struct eg_face_s {
     char prefix[128]; /* "" = root */
     /* Write an error response in the vendor's shape (status from the error table). */
     void (*render_error)(eg_req_t *req, int status, int err, const char *message);
+    /* Anonymous access (opt-in, e.g. ENGRAM_ANONYMOUS_WORKSPACE): when set, a request to an
+     * authenticated route of this face that carries no key at all acts on this workspace
+     * (name as configured; id once resolved at startup, "" until then → 503). NULL = off. */
+    const char *anonymous_workspace;
+    char anonymous_workspace_id[40];
 };
 
 struct eg_route_s {

@@ -22,6 +22,7 @@ typedef enum {
     EG_OPT_BOOL,
     EG_OPT_CORS,
     EG_OPT_MOUNT,
+    EG_OPT_NAME, /* "" or a name without control characters */
 } eg_opt_kind_t;
 
 typedef struct {
@@ -98,6 +99,10 @@ static const eg_opt_t eg_opts[] = {
      "PREFIX", "Path prefix of the Fiberwise API (\"/\" = root)."},
     {"mount-cadenya", "ENGRAM_MOUNT_CADENYA", EG_OPT_MOUNT, EG_MOUNT_OFF(4), 0, 0, "/cadenya",
      "PREFIX", "Path prefix of the Cadenya API (\"/\" = root)."},
+    {"anonymous-workspace", "ENGRAM_ANONYMOUS_WORKSPACE", EG_OPT_NAME, EG_OFF(anonymous_workspace),
+     0, 0, "", "NAME",
+     "Let requests without an API key to faces that allow it (Hindsight) act on this workspace "
+     "(created if missing). Off when empty."},
 };
 
 /* ------------------------------------------------------------------------------------------------
@@ -289,6 +294,15 @@ static int eg_opt_apply(eg_config_t *cfg, const eg_opt_t *o, const char *val)
         return 0;
     case EG_OPT_MOUNT:
         return eg_config_normalize_prefix(val, field, o->cap);
+    case EG_OPT_NAME:
+        if (len >= o->cap)
+            return EG_EINVAL;
+        for (size_t i = 0; i < len; i++) {
+            if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
+                return EG_EINVAL;
+        }
+        memcpy(field, val, len + 1);
+        return 0;
     }
     return EG_EINVAL;
 }
@@ -370,6 +384,9 @@ static void eg_opt_expect(const eg_opt_t *o, char *out, size_t outlen)
                  "a path prefix of A-Z a-z 0-9 . _ ~ - / without empty, \".\" or \"..\" segments, "
                  "shorter than %zu bytes",
                  o->cap - 1);
+        break;
+    case EG_OPT_NAME:
+        snprintf(out, outlen, "a name without control characters, shorter than %zu bytes", o->cap);
         break;
     }
 }

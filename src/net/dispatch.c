@@ -78,6 +78,24 @@ static void run_handler(eg_req_t *req)
     /* req may be freed here: the handler can answer synchronously. */
 }
 
+/* A key-less request to a face that allows anonymous access acts on its configured workspace, as
+ * with a secret key of that workspace. */
+static void run_anonymous(eg_req_t *req)
+{
+    const eg_face_t *face = req->route->face;
+
+    if (face->anonymous_workspace_id[0] == '\0') {
+        eg_res_error(req, EG_EUNAVAIL, "the anonymous workspace '%s' is not resolved yet",
+                     face->anonymous_workspace);
+        return;
+    }
+    memset(&req->auth, 0, sizeof(req->auth));
+    snprintf(req->auth.workspace_id, sizeof(req->auth.workspace_id), "%s",
+             face->anonymous_workspace_id);
+    req->auth.kind = EG_KEY_SECRET;
+    run_handler(req);
+}
+
 static void on_auth(void *udata, int err, const eg_auth_t *auth)
 {
     eg_req_t *req = udata;
@@ -171,6 +189,10 @@ void eg__dispatch(eg_req_t *req)
         const char *token = eg_auth_token_from_header(eg_req_header(req, "Authorization"));
         if (token == NULL && (route->flags & EG_ROUTE_TOKEN_QS))
             token = eg_req_query(req, "token");
+        if ((token == NULL || token[0] == '\0') && route->face->anonymous_workspace) {
+            run_anonymous(req);
+            return;
+        }
         if (token == NULL || token[0] == '\0') {
             eg_res_error(req, EG_EAUTH,
                          "missing API key: send it as 'Authorization: Bearer <key>'");

@@ -312,6 +312,10 @@ int eg_face_engram_mount(eg_router_t *r)
 
 int eg_faces_mount_all(eg_router_t *r, const eg_config_t *cfg)
 {
-    (void)cfg; /* product faces arrive with their issues; each reads its prefix from cfg */
-    return eg_face_engram_mount(r);
+    /* Product faces arrive with their issues; each reads its prefix from cfg. */
+    int rc = eg_face_engram_mount(r);
+
+    if (rc == 0)
+        rc = eg_face_hindsight_mount(r, cfg);
+    return rc;
 }

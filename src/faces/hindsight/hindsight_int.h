@@ -1,0 +1,78 @@
+/* Hindsight face internals shared by its files: response shaping (nulls dropped, Python
+ * timestamps), FastAPI/pydantic v2 style validation errors, body and query parsing. */
+#ifndef ENGRAM_HINDSIGHT_INT_H
+#define ENGRAM_HINDSIGHT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "engram/bank.h"
+#include "engram/http.h"
+
+#define EG_HS_API_VERSION "0.9.1"
+
+/* The face (prefix and anonymous workspace set at mount). */
+extern eg_face_t eg__hs_face;
+
+/* Bank routes (banks.c). */
+int eg__hs_banks_mount(eg_router_t *r);
+
+/* Drop null-valued object members recursively, except members named in keep (NULL-terminated,
+ * may be NULL): fields the spec marks required and nullable. */
+void eg__hs_strip_nulls(cJSON *j, const char *const *keep);
+
+/* Finish with a JSON body (nulls dropped); takes ownership of j. */
+void eg__hs_send(eg_req_t *req, int status, cJSON *j);
+
+/* Time as Python's datetime.isoformat() writes an aware UTC value:
+ * 2024-01-15T10:30:00.123000+00:00 (no fraction when it is zero). */
+void eg__hs_isoformat(int64_t ms, char out[40]);
+
+/* Add an ISO timestamp member, or nothing when ms is 0. */
+void eg__hs_add_time(cJSON *obj, const char *name, int64_t ms);
+
+/* A list of validation errors, rendered as 422 {"detail":[{type,loc,msg,input,ctx?}]}. loc is
+ * where ("body", "query", "path") followed by up to two field names (NULL ends it). input may be
+ * NULL (rendered as null); ctx is adopted (may be NULL). */
+void eg__hs_verr(cJSON *errs, const char *where, const char *f1, const char *f2, const char *type,
+                 const char *msg, const cJSON *input, cJSON *ctx);
+
+/* Shorthands for the common pydantic errors. */
+void eg__hs_verr_missing(cJSON *errs, const char *f1, const char *f2, const cJSON *parent);
+void eg__hs_verr_type(cJSON *errs, const char *f1, const char *f2, const char *what,
+                      const cJSON *input);
+
+/* Answer 422 with errs (takes ownership). */
+void eg__hs_send_422(eg_req_t *req, cJSON *errs);
+
+/* Parse the JSON body into a tree owned by the request arena. A missing body is 422 "Field
+ * required" when required, else an empty object; malformed JSON and a non-object are 422 too.
+ * On failure the response is sent and NULL returned. */
+cJSON *eg__hs_body(eg_req_t *req, bool required);
+
+/* Optional typed body fields: absent or null leave *out alone and return false; a wrong type
+ * adds a validation error and returns false. */
+bool eg__hs_opt_string(const cJSON *obj, const char *f1, const char *f2, const char **out,
+                       cJSON *errs);
+bool eg__hs_opt_int(const cJSON *obj, const char *f1, const char *f2, int64_t min, int64_t max,
+                    int64_t *out, cJSON *errs);
+bool eg__hs_opt_bool(const cJSON *obj, const char *f1, const char *f2, bool *out, cJSON *errs);
+
+/* An integer query parameter >= min, default def; false after adding a validation error. */
+bool eg__hs_query_int(eg_req_t *req, const char *name, int64_t def, int64_t min, int64_t *out,
+                      cJSON *errs);
+
+/* Word a refused config value the way pydantic does, at loc [where, f1, f2]. */
+void eg__hs_verr_cfg(cJSON *errs, const char *f1, const char *f2, const eg_bank_cfg_key_t *k,
+                     eg_bank_cfg_why_t why, const cJSON *input);
+
+/* The decoded {bank_id} path parameter, or NULL after answering 422 (too long, control
+ * characters, not UTF-8). */
+const char *eg__hs_bank_id(eg_req_t *req);
+
+/* Answer a core error: 404 (with what), 503 for the store, 500 otherwise. */
+void eg__hs_fail(eg_req_t *req, int err, const char *what);
+
+#endif
