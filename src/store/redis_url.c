@@ -6,53 +6,43 @@
 #include <ctype.h>
 #include <string.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "engram/error.h"
 #include "engram/log.h"
 #include "engram/store.h"
+#include "engram/util.h"
 
 #define EG_REDIS_DEFAULT_PORT 6379
 #define EG_REDIS_MAX_DB       15
 
-static int eg_hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+/* The largest user, password or unix path buffer in eg_redis_url_t. */
+#define EG_REDIS_URL_PART_MAX 256
 
-/* Percent-decode s[0..n) into out (size outsz, NUL-terminated). A decoded NUL is refused: the
- * result is used as a C string. */
+_Static_assert(sizeof(((eg_redis_url_t *)0)->user) <= EG_REDIS_URL_PART_MAX, "user");
+_Static_assert(sizeof(((eg_redis_url_t *)0)->password) <= EG_REDIS_URL_PART_MAX, "password");
+_Static_assert(sizeof(((eg_redis_url_t *)0)->unix_path) <= EG_REDIS_URL_PART_MAX, "unix_path");
+
+/* Percent-decode s[0..n) into out (size outsz, NUL-terminated) with eg_percent_decode, which
+ * refuses a decoded NUL: the result is used as a C string. Each decoded byte takes one to three
+ * input bytes, so an input over three times the room cannot fit and is refused unread. */
 static int eg_url_decode(const char *s, size_t n, char *out, size_t outsz)
 {
-    size_t o = 0;
+    char tmp[3 * EG_REDIS_URL_PART_MAX + 1];
+    size_t len;
+    int rc = EG_EINVAL;
 
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-
-        if (c == '%') {
-            int hi, lo;
-
-            if (i + 2 >= n)
-                return EG_EINVAL;
-            hi = eg_hexval((unsigned char)s[i + 1]);
-            lo = eg_hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return EG_EINVAL;
-            c = hi * 16 + lo;
-            i += 2;
-            if (c == 0)
-                return EG_EINVAL;
-        }
-        if (o + 1 >= outsz)
-            return EG_EINVAL;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
+    if (n > 3 * (outsz - 1))
+        return EG_EINVAL;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    if (eg_percent_decode(tmp, false, &len) != 0 || len >= outsz)
+        goto done;
+    memcpy(out, tmp, len + 1);
+    rc = 0;
+done:
+    mbedtls_platform_zeroize(tmp, n + 1); /* it may hold a password */
+    return rc;
 }
 
 /* Parse a decimal integer s[0..n) within [min, max]. */
