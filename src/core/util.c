@@ -403,15 +403,16 @@ int eg_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-int eg_parse_size(const char *s, size_t *out)
+typedef struct {
+    const char *suffix;
+    uint64_t scale;
+} eg_unit_t;
+
+/* Parse digits followed by one of units' suffixes (case-insensitive) into value * scale, which
+ * must not exceed max. */
+static int eg_parse_scaled(const char *s, const eg_unit_t *units, size_t nunits, uint64_t max,
+                           uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        unsigned shift;
-    } units[] = {
-        {"", 0},     {"b", 0},  {"k", 10},  {"kb", 10},  {"kib", 10}, {"m", 20},  {"mb", 20},
-        {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}, {"t", 40},   {"tb", 40}, {"tib", 40},
-    };
     uint64_t v;
     const char *end;
 
@@ -420,42 +421,50 @@ int eg_parse_size(const char *s, size_t *out)
     end = eg_parse_digits(s, &v);
     if (end == NULL)
         return EG_EINVAL;
-    for (size_t i = 0; i < EG_ARRAY_SIZE(units); i++) {
+    for (size_t i = 0; i < nunits; i++) {
         if (!eg_strcaseeq(end, units[i].suffix))
             continue;
-        if (v > (SIZE_MAX >> units[i].shift))
+        if (v > max / units[i].scale)
             return EG_EINVAL;
-        *out = (size_t)(v << units[i].shift);
+        *out = v * units[i].scale;
         return 0;
     }
     return EG_EINVAL;
 }
 
-int eg_parse_duration_ms(const char *s, uint64_t *out)
+int eg_parse_size(const char *s, size_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t ms;
-    } units[] = {
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+    static const eg_unit_t units[] = {
+        {"", 1},
+        {"b", 1},
+        {"k", 1ull << 10},
+        {"kb", 1ull << 10},
+        {"kib", 1ull << 10},
+        {"m", 1ull << 20},
+        {"mb", 1ull << 20},
+        {"mib", 1ull << 20},
+        {"g", 1ull << 30},
+        {"gb", 1ull << 30},
+        {"gib", 1ull << 30},
+        {"t", 1ull << 40},
+        {"tb", 1ull << 40},
+        {"tib", 1ull << 40},
     };
     uint64_t v;
-    const char *end;
+    int rc = eg_parse_scaled(s, units, EG_ARRAY_SIZE(units), SIZE_MAX, &v);
 
-    if (s == NULL)
-        return EG_EINVAL;
-    end = eg_parse_digits(s, &v);
-    if (end == NULL)
-        return EG_EINVAL;
-    for (size_t i = 0; i < EG_ARRAY_SIZE(units); i++) {
-        if (!eg_strcaseeq(end, units[i].suffix))
-            continue;
-        if (v > UINT64_MAX / units[i].ms)
-            return EG_EINVAL;
-        *out = v * units[i].ms;
-        return 0;
-    }
-    return EG_EINVAL;
+    if (rc == 0)
+        *out = (size_t)v;
+    return rc;
+}
+
+int eg_parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const eg_unit_t units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+    };
+
+    return eg_parse_scaled(s, units, EG_ARRAY_SIZE(units), UINT64_MAX, out);
 }
 
 static int eg_hex_val(int c)
