@@ -99,7 +99,15 @@ void eg__conn_stream_begin(eg_req_t *req, const char *ctype);
 int eg__conn_stream_write(eg_req_t *req, const void *data, size_t len);
 void eg__conn_stream_end(eg_req_t *req);
 
-/* Connection plumbing shared with src/net/wsconn.c. */
+/* Connection plumbing shared by server.c, parse.c and wsconn.c. */
+eg_req_t *eg__conn_enqueue_new(eg_conn_t *c);
+void eg__req_prepare_fatal(eg_conn_t *c, eg_req_t *req);
+void eg__conn_arm_timer(eg_conn_t *c);
+
+/* parse.c: llhttp settings for requests, and feeding bytes to a connection's parser. */
+void eg__http_settings_init(llhttp_settings_t *st);
+void eg__conn_execute(eg_conn_t *c, const char *data, size_t len);
+
 void eg__conn_mark_dirty(eg_conn_t *c);
 void eg__conn_close(eg_conn_t *c);
 void eg__conn_start_reading(eg_conn_t *c);
