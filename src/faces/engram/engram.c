@@ -9,6 +9,7 @@
 #include "engram/store.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
+#include "engram_int.h"
 #include "events_api.h"
 #include "stream_api.h"
 #include "webhooks_api.h"
@@ -158,9 +159,31 @@ static cJSON *key_json(const eg_apikey_t *k)
     return o;
 }
 
-static void store_error(eg_req_t *req, int err)
+void eg__engram_store_error(eg_req_t *req, int err)
 {
     eg_res_error(req, err, "storage unavailable: %s", eg_strerror(err));
+}
+
+cJSON *eg__engram_body_object(eg_req_t *req)
+{
+    cJSON *body = eg_req_json(req);
+
+    if (body == NULL)
+        return NULL;
+    if (!cJSON_IsObject(body)) {
+        eg_res_error(req, EG_EINVAL, "request body must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+cJSON *eg__engram_body_required(eg_req_t *req, const cJSON *body, const char *name)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+
+    if (v == NULL)
+        eg_res_error(req, EG_EINVAL, "field '%s' is required", name);
+    return v;
 }
 
 static void on_keys_listed(void *udata, int err, const eg_apikey_t *keys, size_t n)
@@ -168,7 +191,7 @@ static void on_keys_listed(void *udata, int err, const eg_apikey_t *keys, size_t
     eg_req_t *req = udata;
 
     if (err) {
-        store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     cJSON *j = cJSON_CreateObject();
@@ -182,7 +205,7 @@ static void h_keys_list(eg_req_t *req)
 {
     int rc = eg_apikey_list(req->auth.workspace_id, on_keys_listed, req);
     if (rc)
-        store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 static void on_key_created(void *udata, int err, const eg_apikey_t *key, const char *secret)
@@ -190,7 +213,7 @@ static void on_key_created(void *udata, int err, const eg_apikey_t *key, const c
     eg_req_t *req = udata;
 
     if (err) {
-        store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     cJSON *j = key_json(key);
@@ -200,21 +223,15 @@ static void on_key_created(void *udata, int err, const eg_apikey_t *key, const c
 
 static void h_keys_create(eg_req_t *req)
 {
-    cJSON *body = eg_req_json(req), *name, *kind;
+    cJSON *body = eg__engram_body_object(req), *name, *kind;
     eg_key_kind_t k = EG_KEY_SECRET;
     int rc;
 
     if (body == NULL)
         return;
-    if (!cJSON_IsObject(body)) {
-        eg_res_error(req, EG_EINVAL, "request body must be a JSON object");
+    name = eg__engram_body_required(req, body, "name");
+    if (name == NULL)
         return;
-    }
-    name = cJSON_GetObjectItemCaseSensitive(body, "name");
-    if (name == NULL) {
-        eg_res_error(req, EG_EINVAL, "field 'name' is required");
-        return;
-    }
     if (!cJSON_IsString(name) || name->valuestring[0] == '\0' || strlen(name->valuestring) > 128) {
         eg_res_error(req, EG_EINVAL, "field 'name' must be a string of 1 to 128 bytes");
         return;
@@ -232,7 +249,7 @@ static void h_keys_create(eg_req_t *req)
     }
     rc = eg_apikey_create(req->auth.workspace_id, k, name->valuestring, on_key_created, req);
     if (rc)
-        store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 static void on_key_revoked(void *udata, int err)
@@ -244,7 +261,7 @@ static void on_key_revoked(void *udata, int err)
         return;
     }
     if (err) {
-        store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     cJSON *j = cJSON_CreateObject();
@@ -264,7 +281,7 @@ static void h_keys_revoke(eg_req_t *req)
     }
     rc = eg_apikey_revoke(req->auth.workspace_id, id, on_key_revoked, req);
     if (rc)
-        store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 int eg_face_engram_mount(eg_router_t *r)

@@ -8,14 +8,10 @@
 #include "engram/error.h"
 #include "engram/events.h"
 #include "engram/util.h"
+#include "engram_int.h"
 #include "events_api.h"
 
 #define EV_LIMIT_DEFAULT 100
-
-static void ev_store_error(eg_req_t *req, int err)
-{
-    eg_res_error(req, err, "storage unavailable: %s", eg_strerror(err));
-}
 
 /* ---- GET /engram/v1/events --------------------------------------------------------------- */
 
@@ -25,7 +21,7 @@ static void on_page(void *udata, int err, const eg_event_page_t *page)
     eg_buf_t b = EG_BUF_INIT;
 
     if (err) {
-        ev_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     eg_buf_puts(&b, "{\"data\":[");
@@ -92,7 +88,7 @@ void eg__engram_events_list(eg_req_t *req)
     }
     rc = eg_events_read(req->auth.workspace_id, &q, on_page, req);
     if (rc)
-        ev_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 /* ---- GET /engram/v1/events/{event_id} ---------------------------------------------------- */
@@ -106,7 +102,7 @@ static void on_event_got(void *udata, int err, const eg_event_t *ev)
         return;
     }
     if (err) {
-        ev_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     eg_res_send(req, 200, "application/json", ev->json, ev->len);
@@ -120,7 +116,7 @@ void eg__engram_events_get(eg_req_t *req)
     if (rc == EG_ENOTFOUND)
         eg_res_error(req, EG_ENOTFOUND, "event %s not found", id);
     else if (rc)
-        ev_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 /* ---- POST /engram/v1/events -------------------------------------------------------------- */
@@ -130,7 +126,7 @@ static void on_emitted(void *udata, int err, const eg_event_t *ev)
     eg_req_t *req = udata;
 
     if (err) {
-        ev_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     eg_res_send(req, 201, "application/json", ev->json, ev->len);
@@ -138,20 +134,14 @@ static void on_emitted(void *udata, int err, const eg_event_t *ev)
 
 void eg__engram_events_create(eg_req_t *req)
 {
-    cJSON *body = eg_req_json(req), *type, *entity, *empty = NULL;
+    cJSON *body = eg__engram_body_object(req), *type, *entity, *empty = NULL;
     int rc;
 
     if (body == NULL)
         return;
-    if (!cJSON_IsObject(body)) {
-        eg_res_error(req, EG_EINVAL, "request body must be a JSON object");
+    type = eg__engram_body_required(req, body, "type");
+    if (type == NULL)
         return;
-    }
-    type = cJSON_GetObjectItemCaseSensitive(body, "type");
-    if (type == NULL) {
-        eg_res_error(req, EG_EINVAL, "field 'type' is required");
-        return;
-    }
     if (!cJSON_IsString(type) || !eg_event_type_valid(type->valuestring)) {
         eg_res_error(req, EG_EINVAL,
                      "field 'type' must be a string matching ^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)*$ "
@@ -169,5 +159,5 @@ void eg__engram_events_create(eg_req_t *req)
     rc = eg_event_emit_ev(req->auth.workspace_id, type->valuestring, entity, on_emitted, req);
     cJSON_Delete(empty);
     if (rc)
-        ev_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
