@@ -7,14 +7,10 @@
 #include "engram/error.h"
 #include "engram/util.h"
 #include "engram/webhooks.h"
+#include "engram_int.h"
 #include "webhooks_api.h"
 
 #define WH_LIMIT_DEFAULT 50
-
-static void wh_store_error(eg_req_t *req, int err)
-{
-    eg_res_error(req, err, "storage unavailable: %s", eg_strerror(err));
-}
 
 static void wh_not_found(eg_req_t *req)
 {
@@ -57,10 +53,6 @@ static bool wh_parse(eg_req_t *req, cJSON *body, eg_webhook_spec_t *spec, bool c
     size_t n = 0;
 
     memset(spec, 0, sizeof(*spec));
-    if (!cJSON_IsObject(body)) {
-        eg_res_error(req, EG_EINVAL, "request body must be a JSON object");
-        return false;
-    }
     if ((v = cJSON_GetObjectItemCaseSensitive(body, "url")) != NULL) {
         if (!cJSON_IsString(v)) {
             eg_res_error(req, EG_EINVAL, "field 'url' must be a string");
@@ -156,7 +148,7 @@ static void on_created(void *udata, int err, const eg_webhook_t *wh)
         return;
     }
     if (err) {
-        wh_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     eg_res_json(req, 201, wh_json(wh));
@@ -164,7 +156,7 @@ static void on_created(void *udata, int err, const eg_webhook_t *wh)
 
 void eg__engram_webhooks_create(eg_req_t *req)
 {
-    cJSON *body = eg_req_json(req);
+    cJSON *body = eg__engram_body_object(req);
     eg_webhook_spec_t spec;
     int rc;
 
@@ -172,7 +164,7 @@ void eg__engram_webhooks_create(eg_req_t *req)
         return;
     rc = eg_webhook_create(req->auth.workspace_id, &spec, on_created, req);
     if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 static void on_listed(void *udata, int err, const eg_webhook_t *whs, size_t n)
@@ -181,7 +173,7 @@ static void on_listed(void *udata, int err, const eg_webhook_t *whs, size_t n)
     cJSON *j, *data;
 
     if (err) {
-        wh_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     j = cJSON_CreateObject();
@@ -196,7 +188,7 @@ void eg__engram_webhooks_list(eg_req_t *req)
     int rc = eg_webhook_list(req->auth.workspace_id, on_listed, req);
 
     if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 static void on_one(void *udata, int err, const eg_webhook_t *wh)
@@ -208,7 +200,7 @@ static void on_one(void *udata, int err, const eg_webhook_t *wh)
         return;
     }
     if (err) {
-        wh_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     eg_res_json(req, 200, wh_json(wh));
@@ -221,12 +213,12 @@ void eg__engram_webhooks_get(eg_req_t *req)
     if (rc == EG_ENOTFOUND)
         wh_not_found(req);
     else if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 void eg__engram_webhooks_update(eg_req_t *req)
 {
-    cJSON *body = eg_req_json(req);
+    cJSON *body = eg__engram_body_object(req);
     eg_webhook_spec_t spec;
     int rc;
 
@@ -237,7 +229,7 @@ void eg__engram_webhooks_update(eg_req_t *req)
     if (rc == EG_ENOTFOUND)
         wh_not_found(req);
     else if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 static void on_deleted(void *udata, int err)
@@ -250,7 +242,7 @@ static void on_deleted(void *udata, int err)
         return;
     }
     if (err) {
-        wh_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     j = cJSON_CreateObject();
@@ -267,7 +259,7 @@ void eg__engram_webhooks_delete(eg_req_t *req)
     if (rc == EG_ENOTFOUND)
         wh_not_found(req);
     else if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 /* ---- deliveries -------------------------------------------------------------------------- */
@@ -283,7 +275,7 @@ static void on_deliveries(void *udata, int err, const eg_webhook_delivery_t *ds,
         return;
     }
     if (err) {
-        wh_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     eg_buf_puts(&b, "{\"data\":[");
@@ -347,7 +339,7 @@ void eg__engram_webhooks_deliveries(eg_req_t *req)
     if (rc == EG_ENOTFOUND)
         wh_not_found(req);
     else if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
 
 static void on_retried(void *udata, int err)
@@ -368,7 +360,7 @@ static void on_retried(void *udata, int err)
         return;
     }
     if (err) {
-        wh_store_error(req, err);
+        eg__engram_store_error(req, err);
         return;
     }
     j = cJSON_CreateObject();
@@ -385,5 +377,5 @@ void eg__engram_webhooks_retry(eg_req_t *req)
     if (rc == EG_ENOTFOUND)
         on_retried(req, rc);
     else if (rc)
-        wh_store_error(req, rc);
+        eg__engram_store_error(req, rc);
 }
