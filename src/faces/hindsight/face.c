@@ -11,6 +11,7 @@
 #include "engram/store.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
+#include "engram/text.h"
 #include "hindsight_int.h"
 
 static void render_error(eg_req_t *req, int status, int err, const char *message);
@@ -68,30 +69,13 @@ void eg__hs_send(eg_req_t *req, int status, cJSON *j)
     eg_res_json(req, status, j);
 }
 
-void eg__hs_isoformat(int64_t ms, char out[40])
-{
-    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)t * 1000);
-    struct tm tm;
-    size_t n;
-
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(out, 40, "1970-01-01T00:00:00+00:00");
-        return;
-    }
-    n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac)
-        n += (size_t)snprintf(out + n, 40 - n, ".%06d", frac * 1000);
-    snprintf(out + n, 40 - n, "+00:00");
-}
-
 void eg__hs_add_time(cJSON *obj, const char *name, int64_t ms)
 {
-    char when[40];
+    char when[EG_TEXT_ISO_MAX];
 
     if (ms == 0)
         return;
-    eg__hs_isoformat(ms, when);
+    eg_text_format_iso(ms * 1000, when);
     cJSON_AddStringToObject(obj, name, when);
 }
 

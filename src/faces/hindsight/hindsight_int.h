@@ -26,11 +26,7 @@ void eg__hs_strip_nulls(cJSON *j, const char *const *keep);
 /* Finish with a JSON body (nulls dropped); takes ownership of j. */
 void eg__hs_send(eg_req_t *req, int status, cJSON *j);
 
-/* Time as Python's datetime.isoformat() writes an aware UTC value:
- * 2024-01-15T10:30:00.123000+00:00 (no fraction when it is zero). */
-void eg__hs_isoformat(int64_t ms, char out[40]);
-
-/* Add an ISO timestamp member, or nothing when ms is 0. */
+/* Add an ISO timestamp member in Python isoformat (eg_text_format_iso), or nothing when ms is 0. */
 void eg__hs_add_time(cJSON *obj, const char *name, int64_t ms);
 
 /* A list of validation errors, rendered as 422 {"detail":[{type,loc,msg,input,ctx?}]}. loc is
