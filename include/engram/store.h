@@ -58,6 +58,10 @@ bool eg_store_up(void);
 /* Last connection error text ("" when none), for /health. */
 const char *eg_store_last_error(void);
 
+/* Why a store call failed with err, for error messages: the last connection error when there is
+ * one (e.g. "connect 127.0.0.1:6379: Connection refused"), else eg_strerror(err). */
+const char *eg_store_error_text(int err);
+
 /* Queue a command (hiredis printf-style format). Returns 0 (fn will be called) or EG_EUNAVAIL
  * immediately when no connection is ready (fn is NOT called). */
 int eg_store_command(eg_reply_fn fn, void *udata, const char *fmt, ...);

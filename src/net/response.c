@@ -275,6 +275,9 @@ void eg_render_error_engram(eg_req_t *req, int status, int err, const char *mess
 {
     eg_buf_t b = EG_BUF_INIT;
 
+    /* Each face chooses its own Retry-After for storage outages; engram's clients retry fast. */
+    if (err == EG_EUNAVAIL || err == EG_ESTORETIMEOUT || err == EG_EREDIS)
+        eg_res_header(req, "Retry-After", "1");
     eg_buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", eg_err_code(err));
     eg_buf_json_str(&b, message);
     eg_buf_puts(&b, ",\"request_id\":");
@@ -291,8 +294,6 @@ static void res_verror(eg_req_t *req, int status, int err, const char *fmt, va_l
 
     if (status >= 500)
         eg_log_warn("request %s failed: %s (%s)", req->request_id, msg, eg_err_name(err));
-    if (err == EG_EUNAVAIL || err == EG_ESTORETIMEOUT || err == EG_EREDIS)
-        eg_res_header(req, "Retry-After", "1");
     face->render_error(req, status, err, msg);
 }
 

@@ -895,6 +895,13 @@ uv_loop_t *eg_store_loop(void)
     return g_store != NULL ? g_store->loop : NULL;
 }
 
+const char *eg_store_error_text(int err)
+{
+    const char *why = eg_store_last_error();
+
+    return why != NULL && why[0] != '\0' ? why : eg_strerror(err);
+}
+
 bool eg_store_up(void)
 {
     return eg_store_any_ready(g_store);

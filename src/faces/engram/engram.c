@@ -161,7 +161,7 @@ static cJSON *key_json(const eg_apikey_t *k)
 
 void eg__engram_store_error(eg_req_t *req, int err)
 {
-    eg_res_error(req, err, "storage unavailable: %s", eg_strerror(err));
+    eg_res_error(req, err, "storage unavailable: %s", eg_store_error_text(err));
 }
 
 cJSON *eg__engram_body_object(eg_req_t *req)

@@ -373,7 +373,7 @@ void eg__hs_fail(eg_req_t *req, int err, const char *what)
     else if (err == EG_EINVAL)
         eg_res_error(req, err, "%s", "invalid request");
     else
-        eg_res_error(req, err, "storage unavailable: %s", eg_strerror(err));
+        eg_res_error(req, err, "storage unavailable: %s", eg_store_error_text(err));
 }
 
 /* ---- health and version ------------------------------------------------------------------ */
