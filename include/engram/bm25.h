@@ -12,15 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engram/topk.h"
+
 #define EG_BM25_K1 1.2
 #define EG_BM25_B  0.75
 
 typedef struct eg_bm25_s eg_bm25_t;
 
-typedef struct {
-    uint32_t doc;
-    float score;
-} eg_bm25_hit_t;
+/* A hit: .doc and .score (the shared eg_hit_t of engram/topk.h). */
+typedef eg_hit_t eg_bm25_hit_t;
 
 typedef struct {
     size_t k;              /* at most this many hits */

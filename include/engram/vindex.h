@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engram/topk.h"
+
 typedef enum {
     /* int8 with one float scale per vector: 4x smaller and faster than float32; top-10 overlap
      * with float32 measured at 0.986 over 100k synthetic facts with builtin embeddings
@@ -21,10 +23,9 @@ typedef enum {
 
 typedef struct eg_vindex_s eg_vindex_t;
 
-typedef struct {
-    uint32_t slot;
-    float score; /* dot product with the query: the cosine for normalised vectors */
-} eg_vhit_t;
+/* A hit: .slot and .score, the dot product with the query (the cosine for normalised vectors);
+ * the shared eg_hit_t of engram/topk.h. */
+typedef eg_hit_t eg_vhit_t;
 
 /* Return true to keep slot as a candidate. */
 typedef bool (*eg_slot_filter_fn)(uint32_t slot, void *udata);

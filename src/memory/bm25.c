@@ -386,30 +386,6 @@ double eg_bm25_score(const eg_bm25_t *bm, uint32_t doc, const char *const *terms
     return s;
 }
 
-/* Top-k selection over the touched docs: min-heap with the worst kept hit at the root; ties rank
- * the lower doc first. */
-static bool worse(const eg_bm25_hit_t *a, const eg_bm25_hit_t *b)
-{
-    return a->score < b->score || (a->score == b->score && a->doc > b->doc);
-}
-
-static void sift_down(eg_bm25_hit_t *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(&h[l], &h[m]))
-            m = l;
-        if (r < n && worse(&h[r], &h[m]))
-            m = r;
-        if (m == i)
-            return;
-        eg_bm25_hit_t t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
 size_t eg_bm25_search(eg_bm25_t *bm, const char *const *terms, size_t n, const eg_bm25_query_t *q,
                       eg_bm25_hit_t *out)
 {
@@ -446,28 +422,11 @@ size_t eg_bm25_search(eg_bm25_t *bm, const char *const *terms, size_t n, const e
 
     for (size_t i = 0; i < ntouched; i++) {
         uint32_t doc = bm->touched[i];
-        eg_bm25_hit_t c = {doc, bm->acc[doc]};
+        float score = bm->acc[doc];
         bm->acc[doc] = 0;
-        if (nh < q->k) {
-            size_t j = nh++;
-            out[j] = c;
-            while (j > 0 && worse(&out[j], &out[(j - 1) / 2])) {
-                eg_bm25_hit_t tmp = out[j];
-                out[j] = out[(j - 1) / 2];
-                out[(j - 1) / 2] = tmp;
-                j = (j - 1) / 2;
-            }
-        } else if (worse(&out[0], &c)) {
-            out[0] = c;
-            sift_down(out, nh, 0);
-        }
+        eg_topk_offer(out, &nh, q->k, doc, score);
     }
-    for (size_t end = nh; end > 1; end--) {
-        eg_bm25_hit_t tmp = out[0];
-        out[0] = out[end - 1];
-        out[end - 1] = tmp;
-        sift_down(out, end - 1, 0);
-    }
+    eg_topk_sort(out, nh);
     return nh;
 }
 

@@ -256,60 +256,6 @@ size_t eg_vindex_bytes(const eg_vindex_t *vi)
     return n;
 }
 
-/* Top-k selection: a min-heap of the best k so far, its root the worst kept hit. Ties rank the
- * lower slot first so results do not depend on scan details. */
-static bool worse(const eg_vhit_t *a, const eg_vhit_t *b)
-{
-    return a->score < b->score || (a->score == b->score && a->slot > b->slot);
-}
-
-static void sift_down(eg_vhit_t *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(&h[l], &h[m]))
-            m = l;
-        if (r < n && worse(&h[r], &h[m]))
-            m = r;
-        if (m == i)
-            return;
-        eg_vhit_t t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-static void heap_offer(eg_vhit_t *h, size_t *n, size_t k, uint32_t slot, float score)
-{
-    eg_vhit_t c = {slot, score};
-
-    if (*n < k) {
-        size_t i = (*n)++;
-        h[i] = c;
-        while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
-            eg_vhit_t t = h[i];
-            h[i] = h[(i - 1) / 2];
-            h[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
-        }
-    } else if (worse(&h[0], &c)) {
-        h[0] = c;
-        sift_down(h, *n, 0);
-    }
-}
-
-/* Pop the heap into best-first order in place. */
-static void heap_sort_desc(eg_vhit_t *h, size_t n)
-{
-    for (size_t end = n; end > 1; end--) {
-        eg_vhit_t t = h[0];
-        h[0] = h[end - 1];
-        h[end - 1] = t;
-        sift_down(h, end - 1, 0);
-    }
-}
-
 size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsearch_t *opts,
                         eg_vhit_t *out)
 {
@@ -342,11 +288,11 @@ size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsea
             else
                 score = eg_vec_dot(query, slot_ptr(vi, s), vi->dim);
             if (score >= opts->min_score)
-                heap_offer(out, &n, k, s, score);
+                eg_topk_offer(out, &n, k, s, score);
         }
     }
     if (q != qbuf)
         free(q);
-    heap_sort_desc(out, n);
+    eg_topk_sort(out, n);
     return n;
 }
