@@ -26,7 +26,7 @@ static void sift_down(eg_hit_t *h, size_t n, size_t i)
     }
 }
 
-void eg_topk_offer(eg_hit_t *h, size_t *n, size_t k, uint32_t id, float score)
+void eg__topk_push(eg_hit_t *h, size_t *n, size_t k, uint32_t id, float score)
 {
     eg_hit_t c = {.id = id, .score = score};
 
