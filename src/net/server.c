@@ -279,6 +279,20 @@ static eg_buf_t *req_sink(eg_req_t *req)
     return req == req->conn->head ? &req->conn->out : &req->res_out;
 }
 
+/* A request whose client left is only waited for by its handler: release it (and the
+ * connection, when it was the last) once the handler finishes. */
+static bool req_release_if_gone(eg_req_t *req)
+{
+    eg_conn_t *c = req->conn;
+
+    if (!req->gone)
+        return false;
+    c->npending_gone--;
+    req_free(req);
+    conn_maybe_free(c);
+    return true;
+}
+
 void eg__conn_stream_begin(eg_req_t *req, const char *ctype)
 {
     eg_conn_t *c = req->conn;
@@ -318,12 +332,8 @@ void eg__conn_stream_end(eg_req_t *req)
 {
     eg_conn_t *c = req->conn;
 
-    if (req->gone) {
-        c->npending_gone--;
-        req_free(req);
-        conn_maybe_free(c);
+    if (req_release_if_gone(req))
         return;
-    }
     if (!req->is_head)
         eg_buf_puts(req_sink(req), "0\r\n\r\n");
     req->done = 1;
@@ -335,12 +345,8 @@ void eg__conn_respond(eg_req_t *req, const char *ctype, const void *body, size_t
 {
     eg_conn_t *c = req->conn;
 
-    if (req->gone) {
-        c->npending_gone--;
-        req_free(req);
-        conn_maybe_free(c);
+    if (req_release_if_gone(req))
         return;
-    }
     if (!req->keep_alive || c->srv->draining || c->upgrade_wait) {
         /* An upgrade answered with a plain response: what follows it is not HTTP. */
         req->keep_alive = 0;

@@ -216,21 +216,33 @@ static void verr_range(cJSON *errs, const char *where, const char *f1, const cha
     free(msg);
 }
 
-bool eg__hs_opt_int(const cJSON *obj, const char *f1, const char *f2, int64_t min, int64_t max,
-                    int64_t *out, cJSON *errs)
+/* An optional field coerced like a config value of key k: the normalised value (the caller
+ * deletes it), or NULL when the field is absent or null, or after a 422 entry went to errs. */
+static cJSON *opt_coerced(const cJSON *obj, const char *f1, const char *f2,
+                          const eg_bank_cfg_key_t *k, cJSON *errs)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f2 ? f2 : f1);
-    eg_bank_cfg_key_t k = {.name = f2 ? f2 : f1, .type = EG_BANK_CFG_INT, .min = min, .max = max};
     eg_bank_cfg_why_t why;
     cJSON *norm = NULL;
 
     if (v == NULL || cJSON_IsNull(v))
-        return false;
-    why = eg_bank_cfg_coerce(&k, v, &norm);
+        return NULL;
+    why = eg_bank_cfg_coerce(k, v, &norm);
     if (why != EG_BANK_CFG_OK) {
-        eg__hs_verr_cfg(errs, f1, f2, &k, why, v);
-        return false;
+        eg__hs_verr_cfg(errs, f1, f2, k, why, v);
+        return NULL;
     }
+    return norm;
+}
+
+bool eg__hs_opt_int(const cJSON *obj, const char *f1, const char *f2, int64_t min, int64_t max,
+                    int64_t *out, cJSON *errs)
+{
+    eg_bank_cfg_key_t k = {.name = f2 ? f2 : f1, .type = EG_BANK_CFG_INT, .min = min, .max = max};
+    cJSON *norm = opt_coerced(obj, f1, f2, &k, errs);
+
+    if (norm == NULL)
+        return false;
     *out = (int64_t)norm->valuedouble;
     cJSON_Delete(norm);
     return true;
@@ -238,18 +250,11 @@ bool eg__hs_opt_int(const cJSON *obj, const char *f1, const char *f2, int64_t mi
 
 bool eg__hs_opt_bool(const cJSON *obj, const char *f1, const char *f2, bool *out, cJSON *errs)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f2 ? f2 : f1);
     eg_bank_cfg_key_t k = {.name = f2 ? f2 : f1, .type = EG_BANK_CFG_BOOL};
-    eg_bank_cfg_why_t why;
-    cJSON *norm = NULL;
+    cJSON *norm = opt_coerced(obj, f1, f2, &k, errs);
 
-    if (v == NULL || cJSON_IsNull(v))
+    if (norm == NULL)
         return false;
-    why = eg_bank_cfg_coerce(&k, v, &norm);
-    if (why != EG_BANK_CFG_OK) {
-        eg__hs_verr_cfg(errs, f1, f2, &k, why, v);
-        return false;
-    }
     *out = cJSON_IsTrue(norm);
     cJSON_Delete(norm);
     return true;
