@@ -6,6 +6,8 @@
  * the event is durable and before the emitter hears of it; the hook writes the delivery records
  * and pushes their jobs, so an acknowledged event never loses its deliveries (see webhooks.c).
  *
+ * Bank endpoints (engram/bank_webhooks.h) are a second kind, delivered by the same engine.
+ *
  * Keys (docs/keyspace.md, "Webhooks"), all in the workspace's slot {w:<ws_id>}. */
 #ifndef ENGRAM_WEBHOOKS_H
 #define ENGRAM_WEBHOOKS_H
@@ -117,13 +119,15 @@ int eg_webhook_delete(const char *ws_id, const char *id, eg_webhook_done_fn cb, 
 /* ---- deliveries ------------------------------------------------------------------------ */
 
 /* One delivery of one event to one endpoint. attempts[i] is one attempt as a JSON object
- * {at, status_code, latency_ms, response_headers, error}, oldest first. */
+ * {at, status_code, latency_ms, response_headers, error} (a bank endpoint's also response_body,
+ * its first 1 KiB), oldest first. */
 typedef struct eg_webhook_delivery_s {
     const char *id; /* "msg_..." — also the Standard Webhooks webhook-id, stable across retries */
     const char *event_id, *event_type;
     const char *status;          /* pending | retrying | succeeded | failed */
     const char *next_attempt_at; /* NULL when none is scheduled */
     const char *created_at, *updated_at;
+    const char *url; /* the URL it was made for (bank endpoints; NULL for workspace ones) */
     const char *const *attempts;
     size_t nattempts;
 } eg_webhook_delivery_t;

@@ -13,7 +13,9 @@
  *                                               next_attempt_at, created_at, updated_at
  *   eg:{w:<ws>}:whd:<did>:attempts        list  one JSON object per attempt (last 50 kept)
  *
- * Deliveries expire after EG_WEBHOOK_RETENTION_MS, like the events they carry.
+ * Deliveries expire after EG_WEBHOOK_RETENTION_MS, like the events they carry. Bank endpoints
+ * (bank_webhooks.c) share the endpoint hash and the delivery keys; the fan-out also reads the
+ * index of the bank an event names, eg:{w:<ws>}:bwh:<bank_id>.
  *
  * Why the fan-out is an emit hook rather than part of the event's XADD script: the deliveries'
  * jobs live in the queue's slot {q:webhooks}, which a script running in {w:<ws>} may not touch
@@ -33,6 +35,8 @@
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 
+#include "engram/bank.h"
+#include "engram/bank_webhooks.h"
 #include "engram/error.h"
 #include "engram/httpc.h"
 #include "engram/log.h"
@@ -184,6 +188,11 @@ bool eg__wh_id_valid(const char *id, const char *prefix)
     return n > plen && n < EG__WH_ID_MAX;
 }
 
+bool eg__wh_ep_valid(const char *id)
+{
+    return eg__wh_id_valid(id, "wh_") || (id != NULL && eg_uuid_valid(id));
+}
+
 char *eg__wh_key_index(eg_arena_t *a, const char *ws)
 {
     return eg_key(a, "w", ws, "webhooks");
@@ -223,7 +232,7 @@ bool eg__wh_job_parse(eg_arena_t *a, const char *payload, char **ws, char **ep, 
     *ws = eg_arena_strndup(a, payload, (size_t)(n1 - payload));
     *ep = eg_arena_strndup(a, n1 + 1, (size_t)(n2 - n1 - 1));
     *did = eg_arena_strdup(a, n2 + 1);
-    return eg__events_ws_valid(*ws) && eg__wh_id_valid(*ep, "wh_") && eg__wh_id_valid(*did, "msg_");
+    return eg__events_ws_valid(*ws) && eg__wh_ep_valid(*ep) && eg__wh_id_valid(*did, "msg_");
 }
 
 /* ---- scripts ----------------------------------------------------------------------------- */
@@ -267,14 +276,18 @@ static eg_script_t s_delete = {
               "return n\n",
 };
 
-/* KEYS index; ARGV prefix, event id, type, body, order score, created_at, retention ms, now ms.
- * For each enabled endpoint whose patterns match the type: a delivery record (kept if it already
- * exists: the id is a function of endpoint and event), indexed in the endpoint's deliveries.
- * Returns {delivery id, endpoint id, ...}. */
+/* KEYS index, bank index (the index again when the event names no bank); ARGV prefix, event id,
+ * type, body, order score, created_at, retention ms, now ms, bank id ('' = none), bank body.
+ * For each enabled workspace endpoint whose patterns match the type, and each enabled endpoint
+ * of the event's bank whose types include it: a delivery record (kept if it already exists: the
+ * id is a function of endpoint and event), indexed in the endpoint's deliveries. A bank
+ * endpoint's delivery carries the Hindsight body and the URL it is for. Returns {delivery id,
+ * endpoint id, ...}. */
 static eg_script_t s_fanout = {
     .name = "webhooks_fanout",
     .source = "local p, evid, t = ARGV[1], ARGV[2], ARGV[3]\n"
               "local ttl, now = tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+              "local bank = ARGV[9]\n"
               "local function match(types)\n"
               "  if types == '' then return true end\n"
               "  for pat in string.gmatch(types, '%S+') do\n"
@@ -285,34 +298,51 @@ static eg_script_t s_fanout = {
               "  return false\n"
               "end\n"
               "local out = {}\n"
+              "local function add(id, body, url)\n"
+              "  local did = 'msg_' .. string.sub(redis.sha1hex(id .. '|' .. evid), 1, 28)\n"
+              "  local dk = p .. 'whd:' .. did\n"
+              "  if redis.call('EXISTS', dk) == 0 then\n"
+              "    redis.call('HSET', dk, 'endpoint', id, 'event_id', evid, 'event_type', t,\n"
+              "      'status', 'pending', 'body', body, 'n', '0', 'r', '0',\n"
+              "      'next_attempt_at', ARGV[6], 'created_at', ARGV[6], 'updated_at', ARGV[6])\n"
+              "    if url then redis.call('HSET', dk, 'url', url) end\n"
+              "    redis.call('PEXPIRE', dk, ttl)\n"
+              "    local ix = p .. 'wh:' .. id .. ':deliveries'\n"
+              "    redis.call('ZADD', ix, ARGV[5], did)\n"
+              "    redis.call('ZREMRANGEBYSCORE', ix, '-inf', (now - ttl) * 1000)\n"
+              "    redis.call('PEXPIRE', ix, ttl)\n"
+              "  end\n"
+              "  out[#out + 1] = did\n"
+              "  out[#out + 1] = id\n"
+              "end\n"
               "for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
               "  local e = redis.call('HMGET', p .. 'wh:' .. id, 'enabled', 'types')\n"
-              "  if e[1] == '1' and match(e[2] or '') then\n"
-              "    local did = 'msg_' .. string.sub(redis.sha1hex(id .. '|' .. evid), 1, 28)\n"
-              "    local dk = p .. 'whd:' .. did\n"
-              "    if redis.call('EXISTS', dk) == 0 then\n"
-              "      redis.call('HSET', dk, 'endpoint', id, 'event_id', evid, 'event_type', t,\n"
-              "        'status', 'pending', 'body', ARGV[4], 'n', '0', 'r', '0',\n"
-              "        'next_attempt_at', ARGV[6], 'created_at', ARGV[6], 'updated_at', ARGV[6])\n"
-              "      redis.call('PEXPIRE', dk, ttl)\n"
-              "      local ix = p .. 'wh:' .. id .. ':deliveries'\n"
-              "      redis.call('ZADD', ix, ARGV[5], did)\n"
-              "      redis.call('ZREMRANGEBYSCORE', ix, '-inf', (now - ttl) * 1000)\n"
-              "      redis.call('PEXPIRE', ix, ttl)\n"
+              "  if e[1] == '1' and match(e[2] or '') then add(id, ARGV[4], nil) end\n"
+              "end\n"
+              "if bank ~= '' then\n"
+              "  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
+              "    local e = redis.call('HMGET', p .. 'wh:' .. id, 'enabled', 'types', 'bank_id',\n"
+              "                         'url')\n"
+              "    if e[1] == '1' and e[3] == bank then\n"
+              "      for ty in string.gmatch(e[2] or '', '%S+') do\n"
+              "        if ty == t then add(id, ARGV[10], e[4]); break end\n"
+              "      end\n"
               "    end\n"
-              "    out[#out + 1] = did\n"
-              "    out[#out + 1] = id\n"
               "  end\n"
               "end\n"
               "return out\n",
 };
 
-/* KEYS endpoint, deliveries; ARGV prefix, max score ('+inf' or '(<score>'), limit.
- * Returns -1 for an unknown endpoint, else {next cursor or '', then per delivery: id, fields,
- * attempts}. Index entries whose record expired are dropped on the way. */
+/* KEYS endpoint, deliveries; ARGV prefix, max score ('+inf' or '(<score>'), limit, bank ('' for
+ * a workspace endpoint). Returns -1 for an unknown endpoint (or one of another bank), else {next
+ * cursor or '', then per delivery: id, fields, attempts}. Index entries whose record expired are
+ * dropped on the way. */
 static eg_script_t s_deliveries = {
     .name = "webhooks_deliveries",
     .source = "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
+              "if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'bank_id') ~= ARGV[4] then\n"
+              "  return -1\n"
+              "end\n"
               "local limit = tonumber(ARGV[3])\n"
               "local out = {''}\n"
               "local n = 0\n"
@@ -324,7 +354,7 @@ static eg_script_t s_deliveries = {
               "  for i = 1, #es, 2 do\n"
               "    local dk = ARGV[1] .. 'whd:' .. es[i]\n"
               "    local f = redis.call('HMGET', dk, 'event_id', 'event_type', 'status',\n"
-              "                         'next_attempt_at', 'created_at', 'updated_at')\n"
+              "                         'next_attempt_at', 'created_at', 'updated_at', 'url')\n"
               "    if f[1] then\n"
               "      if n == limit then return out end\n"
               "      n = n + 1\n"
@@ -836,7 +866,7 @@ static void on_deliveries(void *udata, int err, redisReply *r)
         eg_webhook_delivery_t *d = &ds[n];
         const char **atts;
 
-        if (f->type != REDIS_REPLY_ARRAY || f->elements != 6 || at->type != REDIS_REPLY_ARRAY)
+        if (f->type != REDIS_REPLY_ARRAY || f->elements != 7 || at->type != REDIS_REPLY_ARRAY)
             continue;
         d->id = wh_str(&op->arena, r->element[i]);
         d->event_id = wh_str(&op->arena, f->element[0]);
@@ -847,6 +877,7 @@ static void on_deliveries(void *udata, int err, redisReply *r)
             d->next_attempt_at = NULL;
         d->created_at = wh_str(&op->arena, f->element[4]);
         d->updated_at = wh_str(&op->arena, f->element[5]);
+        d->url = wh_str(&op->arena, f->element[6]);
         atts = eg_arena_calloc(&op->arena, (at->elements + 1) * sizeof(*atts));
         for (size_t j = 0; j < at->elements; j++) {
             const char *s = wh_str(&op->arena, at->element[j]);
@@ -868,17 +899,26 @@ done:
 int eg_webhook_deliveries(const char *ws_id, const char *id, const char *cursor, int limit,
                           eg_webhook_deliveries_fn cb, void *udata)
 {
-    const char *argv[5];
+    /* A bank endpoint's id (a UUID) names none of the workspace's endpoints. */
+    const char *wid = eg__wh_id_valid(id, "wh_") ? id : "";
+
+    return eg__wh_deliveries(ws_id, wid, NULL, cursor, limit, EG_WEBHOOK_LIMIT_MAX, cb, udata);
+}
+
+int eg__wh_deliveries(const char *ws_id, const char *id, const char *bank, const char *cursor,
+                      int limit, int max_limit, eg_webhook_deliveries_fn cb, void *udata)
+{
+    const char *argv[6];
     char max[40], lim[16];
     wh_op_t *op;
     int64_t c;
     int rc;
 
-    if (!eg__events_ws_valid(ws_id) || cb == NULL || limit < 1 || limit > EG_WEBHOOK_LIMIT_MAX)
+    if (!eg__events_ws_valid(ws_id) || cb == NULL || limit < 1 || limit > max_limit)
         return EG_EINVAL;
     if (cursor != NULL && eg_parse_int64(cursor, 0, INT64_MAX, &c) != 0)
         return EG_EINVAL;
-    if (!eg__wh_id_valid(id, "wh_"))
+    if (!eg__wh_ep_valid(id))
         return EG_ENOTFOUND;
     if (cursor != NULL)
         snprintf(max, sizeof(max), "(%" PRId64, c);
@@ -892,7 +932,8 @@ int eg_webhook_deliveries(const char *ws_id, const char *id, const char *cursor,
     argv[2] = eg_key(&op->arena, "w", ws_id, "%s", "");
     argv[3] = max;
     argv[4] = lim;
-    rc = eg_store_eval(&s_deliveries, on_deliveries, op, 2, 5, argv, NULL);
+    argv[5] = bank != NULL ? bank : "";
+    rc = eg_store_eval(&s_deliveries, on_deliveries, op, 2, 6, argv, NULL);
     if (rc != 0)
         wh_op_free(op);
     return rc;
@@ -1018,9 +1059,33 @@ static void on_fanout(void *udata, int err, redisReply *r)
         wh_fanout_finish(op);
 }
 
+/* The bank an event of a bank event type is about, and the Hindsight body its bank endpoints get.
+ * Other events (and bank events without a valid "bank_id") concern no bank endpoint. */
+static void wh_bank_of(wh_op_t *op, const eg_event_t *ev, const char **bank, const char **body)
+{
+    const cJSON *entity, *b;
+    cJSON *j;
+    char *s;
+
+    *bank = "";
+    *body = "";
+    if (!eg_bank_event_type_valid(ev->type))
+        return;
+    j = cJSON_ParseWithLength(ev->json, ev->len);
+    entity = cJSON_GetObjectItemCaseSensitive(j, "entity");
+    b = cJSON_GetObjectItemCaseSensitive(entity, "bank_id");
+    if (cJSON_IsString(b) && eg_bank_id_valid(b->valuestring, strlen(b->valuestring)) &&
+        (s = eg_bank_webhook_body(ev->type, entity)) != NULL) {
+        *bank = eg_arena_strdup(&op->arena, b->valuestring);
+        *body = eg_arena_strdup(&op->arena, s);
+        free(s);
+    }
+    cJSON_Delete(j);
+}
+
 void eg__wh_fanout(const char *ws_id, const eg_event_t *ev, eg_events_hook_done_fn done, void *ctx)
 {
-    const char *argv[9];
+    const char *argv[12], *bank, *bank_body;
     char score[32], created[32], ttl[24], now[24];
     uint64_t ms = 0, seq = 0;
     wh_op_t *op;
@@ -1033,6 +1098,7 @@ void eg__wh_fanout(const char *ws_id, const eg_event_t *ev, eg_events_hook_done_
     op = wh_op_new(ws_id, NULL, NULL);
     op->hook_done = done;
     op->hook_ctx = ctx;
+    wh_bank_of(op, ev, &bank, &bank_body);
     /* Deliveries of one endpoint list in event order: ms * 1000 + seq stays exact in a double
      * (Redis zset scores) for the next few centuries; seq beyond 999 in one ms only ties. */
     snprintf(score, sizeof(score), "%" PRIu64, ms * 1000 + (seq > 999 ? 999 : seq));
@@ -1040,15 +1106,18 @@ void eg__wh_fanout(const char *ws_id, const eg_event_t *ev, eg_events_hook_done_
     snprintf(ttl, sizeof(ttl), "%lld", (long long)EG_WEBHOOK_RETENTION_MS);
     snprintf(now, sizeof(now), "%" PRId64, eg_now_ms());
     argv[0] = eg__wh_key_index(&op->arena, ws_id);
-    argv[1] = eg_key(&op->arena, "w", ws_id, "%s", "");
-    argv[2] = ev->id;
-    argv[3] = ev->type;
-    argv[4] = ev->json;
-    argv[5] = score;
-    argv[6] = created;
-    argv[7] = ttl;
-    argv[8] = now;
-    rc = eg_store_eval(&s_fanout, on_fanout, op, 1, 9, argv, NULL);
+    argv[1] = bank[0] != '\0' ? eg__bwh_key_index(&op->arena, ws_id, bank) : argv[0];
+    argv[2] = eg_key(&op->arena, "w", ws_id, "%s", "");
+    argv[3] = ev->id;
+    argv[4] = ev->type;
+    argv[5] = ev->json;
+    argv[6] = score;
+    argv[7] = created;
+    argv[8] = ttl;
+    argv[9] = now;
+    argv[10] = bank;
+    argv[11] = bank_body;
+    rc = eg_store_eval(&s_fanout, on_fanout, op, 2, 12, argv, NULL);
     if (rc != 0) {
         op->push_err = rc;
         wh_fanout_finish(op);

@@ -6,12 +6,17 @@
  * disabling, one script), then the job is finished. The delivery record, not the queue, is the
  * source of truth: the attempt number comes from it (so an attempt cut short by a shutdown does
  * not use up a step of the schedule), and a job whose delivery already succeeded is dropped, which
- * makes the queue's at-least-once redelivery harmless. */
+ * makes the queue's at-least-once redelivery harmless.
+ *
+ * A bank endpoint (engram/bank_webhooks.h) is the same flow with Hindsight's request: its own
+ * method, query params, headers and timeout, a signature only when it has a secret, 6 attempts,
+ * and no special meaning for a 410. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/bank_webhooks.h"
 #include "engram/buf.h"
 #include "engram/error.h"
 #include "engram/httpc.h"
@@ -40,6 +45,11 @@ typedef struct wh_attempt_s {
     size_t body_len;
     eg_webhook_signing_t signing;
     unsigned n; /* attempts already made in this round */
+    /* a bank endpoint's request (bank NULL for a workspace endpoint) */
+    const char *bank, *method;
+    int timeout_s;
+    eg_kv_t *headers, *params;
+    size_t nheaders, nparams;
     /* SEND */
     eg_httpc_call_t *call;
     /* RECORD */
@@ -60,11 +70,13 @@ static struct {
     void *udata;
 } s_eng;
 
-/* KEYS endpoint, delivery. Returns {url, signing, secret, enabled} and {status, body, type, n,
+/* KEYS endpoint, delivery. Returns {url, signing, secret, enabled, bank_id, method, timeout,
+ * headers, params} (the last five only for a bank endpoint) and {status, body, type, n,
  * endpoint}. */
 static eg_script_t s_load = {
     .name = "webhooks_load",
-    .source = "return {redis.call('HMGET', KEYS[1], 'url', 'signing', 'secret', 'enabled'),\n"
+    .source = "return {redis.call('HMGET', KEYS[1], 'url', 'signing', 'secret', 'enabled',\n"
+              "                     'bank_id', 'method', 'timeout', 'headers', 'params'),\n"
               "  redis.call('HMGET', KEYS[2], 'status', 'body', 'event_type', 'n', 'endpoint')}\n",
 };
 
@@ -148,7 +160,7 @@ static bool wh_loaded(wh_attempt_t *at, redisReply *r)
     const char *enabled, *status, *n, *owner, *signing;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != 9 ||
         r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements != 5) {
         eg_job_retry(at->job, WH_STORE_RETRY_MS, "webhooks: unexpected load reply");
         return false;
@@ -181,11 +193,61 @@ static bool wh_loaded(wh_attempt_t *at, redisReply *r)
         wh_abandon(at, "endpoint disabled");
         return true;
     }
+    at->bank = wh_str(&at->arena, e->element[4]);
+    if (at->bank != NULL) {
+        const char *timeout = wh_str(&at->arena, e->element[6]);
+
+        at->method = wh_str(&at->arena, e->element[5]);
+        at->timeout_s = timeout != NULL ? atoi(timeout) : 0;
+        if (at->method == NULL || at->timeout_s < 1 ||
+            !eg__bwh_kv_parse(&at->arena, wh_str(&at->arena, e->element[7]), &at->headers,
+                              &at->nheaders) ||
+            !eg__bwh_kv_parse(&at->arena, wh_str(&at->arena, e->element[8]), &at->params,
+                              &at->nparams)) {
+            eg_log_error("webhooks: bank endpoint %s of workspace %s is malformed", at->ep, at->ws);
+            wh_abandon(at, "endpoint malformed");
+            return true;
+        }
+    }
     at->step = WH_SEND;
     return true;
 }
 
 /* ---- SEND -------------------------------------------------------------------------------- */
+
+/* Hindsight's request: its method (GET carries no body) and params, its headers, and a signature
+ * of the body only when the endpoint has a secret. */
+static int wh_send_bank(wh_attempt_t *at)
+{
+    eg_kv_t *h = eg_arena_calloc(&at->arena, (at->nheaders + 3) * sizeof(*h));
+    eg_buf_t url = EG_BUF_INIT;
+    eg_httpc_req_t req = {0};
+    uint64_t timeout_ms = (uint64_t)at->timeout_s * 1000;
+    char sig[72];
+    int rc;
+
+    if (at->secret[0] != '\0')
+        eg_webhook_sign_hex(at->secret, at->body, at->body_len, sig);
+    req.nheaders = eg_bank_webhook_headers(at->type != NULL ? at->type : "", at->headers,
+                                           at->nheaders, at->secret[0] != '\0' ? sig : NULL, h);
+    eg_bank_webhook_url(&url, at->url, at->params, at->nparams);
+    eg_buf_puts(&url, ""); /* NUL-terminates */
+    req.method = at->method;
+    req.url = url.data;
+    req.headers = h;
+    if (strcmp(at->method, "GET") != 0) {
+        req.body = at->body;
+        req.body_len = at->body_len;
+    }
+    req.connect_timeout_ms = timeout_ms;
+    req.header_timeout_ms = timeout_ms;
+    req.total_timeout_ms = timeout_ms;
+    req.max_response_bytes = 64 * 1024;
+    req.max_redirects = EG_HTTPC_NO_REDIRECTS;
+    rc = eg_httpc_request(s_eng.http, &req, on_http, at, &at->call);
+    eg_buf_free(&url);
+    return rc;
+}
 
 static int wh_send(wh_attempt_t *at)
 {
@@ -196,6 +258,8 @@ static int wh_send(wh_attempt_t *at)
     eg_httpc_req_t req = {0};
     int rc;
 
+    if (at->bank != NULL)
+        return wh_send_bank(at);
     h[nh++] = (eg_kv_t){"Content-Type", "application/json"};
     switch (at->signing) {
     case EG_WEBHOOK_STANDARD:
@@ -252,7 +316,7 @@ static char *wh_judge(wh_attempt_t *at, int err, const eg_httpc_resp_t *resp, bo
     at->n++;
     if (err == 0 && code >= 200 && code <= 299) {
         at->status = "succeeded";
-    } else if (err == 0 && code == 410) {
+    } else if (err == 0 && code == 410 && at->bank == NULL) {
         /* The receiver asks us to stop: disable the endpoint, no more retries. */
         at->status = "failed";
         at->reason = "410 Gone from receiver";
@@ -260,6 +324,9 @@ static char *wh_judge(wh_attempt_t *at, int err, const eg_httpc_resp_t *resp, bo
     } else {
         eg_random_bytes(&rnd, sizeof(rnd));
         at->delay_ms = eg_webhook_retry_delay_ms(at->n, s_eng.scale, rnd);
+        /* Hindsight's schedule is the first five steps of the same one. */
+        if (at->bank != NULL && at->n >= EG_BANK_WEBHOOK_ATTEMPTS)
+            at->delay_ms = -1;
         at->status = at->delay_ms < 0 ? "failed" : "retrying";
         at->reason = eg_arena_strdup(&at->arena, error);
     }
@@ -288,6 +355,14 @@ static char *wh_judge(wh_attempt_t *at, int err, const eg_httpc_resp_t *resp, bo
         eg_buf_json_str(&b, error);
     else
         eg_buf_puts(&b, "null");
+    /* Hindsight lists a delivery's last response body: keep the start of it. */
+    if (at->bank != NULL && resp != NULL && err == 0) {
+        size_t n = EG_MIN(resp->body.len, (size_t)EG_BANK_WEBHOOK_RESP_BODY_MAX);
+        char *rb = eg_arena_strndup(&at->arena, resp->body.data != NULL ? resp->body.data : "", n);
+
+        eg_buf_puts(&b, ",\"response_body\":");
+        eg_buf_json_str(&b, rb);
+    }
     eg_buf_puts(&b, "}");
     json = eg_arena_strndup(&at->arena, b.data, b.len);
     eg_buf_free(&b);

@@ -1,16 +1,22 @@
-/* Private declarations shared by the webhook endpoints (webhooks.c) and the delivery engine
- * (webhooks_engine.c). */
+/* Private declarations shared by the webhook endpoints (webhooks.c), the bank endpoints
+ * (bank_webhooks.c, bank_webhooks_wire.c) and the delivery engine (webhooks_engine.c). */
 #ifndef ENGRAM_WEBHOOKS_INT_H
 #define ENGRAM_WEBHOOKS_INT_H
 
 #include "engram/arena.h"
 #include "engram/events.h"
+#include "engram/http.h"
+#include "engram/webhooks.h"
 
 #define EG__WH_ID_MAX 64 /* endpoint and delivery ids, with the NUL */
 
 /* Endpoint ids "wh_<base62>" and delivery ids "msg_<hex>": [A-Za-z0-9_], 4..63 characters.
  * Checked before an id from a URL goes into a key. */
 bool eg__wh_id_valid(const char *id, const char *prefix);
+
+/* An endpoint id of either kind: a workspace endpoint's "wh_<base62>" or a bank endpoint's
+ * UUID. */
+bool eg__wh_ep_valid(const char *id);
 
 /* Keys of ws: the endpoint index, one endpoint, its delivery index, one delivery, its attempts. */
 char *eg__wh_key_index(eg_arena_t *a, const char *ws);
@@ -19,6 +25,9 @@ char *eg__wh_key_deliveries(eg_arena_t *a, const char *ws, const char *id);
 char *eg__wh_key_delivery(eg_arena_t *a, const char *ws, const char *did);
 char *eg__wh_key_attempts(eg_arena_t *a, const char *ws, const char *did);
 
+/* The index of one bank's endpoints: eg:{w:<ws>}:bwh:<bank_id> (bank_webhooks.c). */
+char *eg__bwh_key_index(eg_arena_t *a, const char *ws, const char *bank);
+
 /* The job payload "<ws>\n<endpoint id>\n<delivery id>" and its parser (false if malformed;
  * the parts are copied into the arena). */
 char *eg__wh_job_payload(eg_arena_t *a, const char *ws, const char *ep, const char *did);
@@ -26,5 +35,15 @@ bool eg__wh_job_parse(eg_arena_t *a, const char *payload, char **ws, char **ep, 
 
 /* The emit hook (webhooks.c): writes the deliveries of ev and pushes their jobs. */
 void eg__wh_fanout(const char *ws_id, const eg_event_t *ev, eg_events_hook_done_fn done, void *ctx);
+
+/* One page of endpoint id's deliveries (webhooks.c), for both kinds: bank non-NULL also requires
+ * the endpoint to belong to that bank. limit 1..max_limit. As eg_webhook_deliveries. */
+int eg__wh_deliveries(const char *ws_id, const char *id, const char *bank, const char *cursor,
+                      int limit, int max_limit, eg_webhook_deliveries_fn cb, void *udata);
+
+/* A bank endpoint's headers or params as stored: a JSON object of strings, in order (malloc'd),
+ * and back into n pairs in the arena (false when json is not such an object; "" is none). */
+char *eg__bwh_kv_json(const eg_kv_t *kv, size_t n);
+bool eg__bwh_kv_parse(eg_arena_t *a, const char *json, eg_kv_t **out, size_t *n);
 
 #endif
