@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engram/bank.h"
+#include "engram/bank_webhooks.h"
 #include "engram/error.h"
 #include "engram/util.h"
 #include "hindsight_int.h"
@@ -322,12 +323,11 @@ static void h_patch(eg_req_t *req)
         eg__hs_fail(req, rc, not_found(req));
 }
 
-static void on_deleted(void *udata, int err, bool existed, int64_t deleted)
+static void on_hooks_dropped(void *udata, int err)
 {
     eg_req_t *req = udata;
     cJSON *j;
 
-    (void)existed; /* deleting a bank that is not there succeeds, as in Hindsight */
     if (err) {
         eg__hs_fail(req, err, not_found(req));
         return;
@@ -338,8 +338,29 @@ static void on_deleted(void *udata, int err, bool existed, int64_t deleted)
         j, "message",
         eg_arena_printf(&req->arena, "Bank '%s' and all associated data deleted successfully",
                         eg_req_param(req, "bank_id")));
-    cJSON_AddNumberToObject(j, "deleted_count", (double)deleted);
+    cJSON_AddNumberToObject(j, "deleted_count", (double)*(int64_t *)req->udata);
     eg__hs_send(req, 200, j);
+}
+
+static void on_deleted(void *udata, int err, bool existed, int64_t deleted)
+{
+    eg_req_t *req = udata;
+    int64_t *count;
+
+    (void)existed; /* deleting a bank that is not there succeeds, as in Hindsight */
+    if (err) {
+        eg__hs_fail(req, err, not_found(req));
+        return;
+    }
+    /* The bank's webhooks go with it (they live in the workspace's slot: a second call). A
+     * failure here answers 503 and the client's retry of the DELETE finishes the job. */
+    count = eg_arena_calloc(&req->arena, sizeof(*count));
+    *count = deleted;
+    req->udata = count;
+    err = eg_bank_webhooks_drop(req->auth.workspace_id, eg_req_param(req, "bank_id"),
+                                on_hooks_dropped, req);
+    if (err)
+        eg__hs_fail(req, err, not_found(req));
 }
 
 static void h_delete(eg_req_t *req)

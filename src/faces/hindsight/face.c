@@ -525,5 +525,7 @@ int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
         if (rc)
             return rc;
     }
-    return eg__hs_banks_mount(r);
+    int rc = eg__hs_banks_mount(r);
+
+    return rc != 0 ? rc : eg__hs_webhooks_mount(r);
 }

@@ -19,6 +19,9 @@ extern eg_face_t eg__hs_face;
 /* Bank routes (banks.c). */
 int eg__hs_banks_mount(eg_router_t *r);
 
+/* Bank webhook routes (webhooks.c). */
+int eg__hs_webhooks_mount(eg_router_t *r);
+
 /* Drop null-valued object members recursively, except members named in keep (NULL-terminated,
  * may be NULL): fields the spec marks required and nullable. */
 void eg__hs_strip_nulls(cJSON *j, const char *const *keep);
