@@ -11,9 +11,10 @@
  *
  * The file is split by concept: recall_request.c (request defaults, parsing of the enums, tag
  * filters, the temporal window), recall_rank.c (fusion, final scores, token fills), recall_graph.c
- * (the graph and temporal arms over an abstract adjacency), recall.c (the whole recall over an
- * index, and the asynchronous entry point with the store). Times are int64 microseconds since the
- * epoch, UTC, or EG_MEM_TIME_NONE. Not thread-safe: everything runs on the loop thread. */
+ * (the graph and temporal arms over an abstract adjacency), recall.c (the whole ranking over an
+ * index) and recall_fetch.c (the asynchronous entry point, which fetches the records). Times are
+ * int64 microseconds since the epoch, UTC, or EG_MEM_TIME_NONE. Not thread-safe: everything runs on
+ * the loop thread. */
 #ifndef ENGRAM_RECALL_H
 #define ENGRAM_RECALL_H
 
@@ -114,9 +115,10 @@ typedef struct eg_recall_req_s {
     size_t chunks_max_tokens;
     bool trace;
     bool graph, temporal; /* the bank's enable_graph_retrieval / enable_temporal_retrieval */
-    /* The query's embedding (eg_mindex_dim floats, L2-normalised) from the bank's embedder, or
-     * NULL: the builtin embedding is computed inline. */
+    /* The query's embedding (query_dim floats, L2-normalised) from the bank's embedder, or NULL:
+     * the builtin embedding is computed inline. A dimension other than the index's is refused. */
     const float *query_vec;
+    size_t query_dim;
 } eg_recall_req_t;
 
 #define EG_RECALL_TYPES_ALL ((1u << EG_FACT_NTYPES) - 1)
@@ -187,14 +189,14 @@ typedef struct eg_recall_cand_s {
     uint32_t slot;
     uint32_t rank[EG_RECALL_NARMS]; /* 1-based rank in each arm's list, 0 = absent */
     float arm[EG_RECALL_NARMS];     /* that arm's score (cosine, BM25, activation, temporal) */
-    float rrf;                      /* sum of 1 / (60 + rank) */
+    float rrf;                      /* sum of 1 / (60 + rank), ties at their mean rank */
     /* Filled by the caller before eg_recall_score (eg_recall_fuse sets the defaults): */
     int64_t when;    /* the unit's date for recency (occurred_start, else mentioned_at, else
                       * occurred_end), NONE = unknown */
     float proximity; /* temporal proximity from the temporal arm, NAN = none (0.5) */
     int proof_count; /* 0 or 1 for facts (neutral) */
     /* Set by eg_recall_score: */
-    float rank_score; /* 1 - 0.9 rank / (n - 1) over the RRF order */
+    float rank_score; /* 1 - 0.9 rank / (n - 1) over the RRF order (ties: mean rank) */
     float recency;    /* 0.1 .. 1, 0.5 when undated */
     float final;
 } eg_recall_cand_t;
@@ -208,7 +210,10 @@ typedef struct eg_recall_list_s {
 } eg_recall_list_t;
 
 /* Reciprocal rank fusion of the arms' lists (k = 60): every slot of any list becomes one
- * candidate with its per-arm rank and score; candidates are ordered by RRF score descending
+ * candidate with its per-arm rank and score, and scores sum 1 / (60 + rank) over the arms. Hits
+ * of equal score in one list share the mean of their positions (fractional ranking: 1, 2.5, 2.5,
+ * 4), so the order an arm happens to list its ties in does not count; rank[] records the first
+ * position of the tie (1, 2, 2, 4). Candidates are ordered by RRF score descending
  * (ties: better best rank, then lower slot) and cut to max (EG_RECALL_CANDIDATES). Returns the
  * count, *out in the arena. */
 size_t eg_recall_fuse(eg_arena_t *a, const eg_recall_list_t lists[EG_RECALL_NARMS], size_t max,
@@ -219,7 +224,8 @@ size_t eg_recall_fuse(eg_arena_t *a, const eg_recall_list_t lists[EG_RECALL_NARM
 double eg_recall_recency(int64_t when, int64_t now);
 
 /* Final scores of fused candidates c[0..n) (in RRF order): rank_score = 1 - 0.9 rank / (n - 1)
- * (1 for a single candidate), final = rank_score x (1 + 0.2 (recency - 0.5)) x (1 + 0.2
+ * (1 for a single candidate), where candidates of equal RRF score share the mean of their
+ * 0-based positions as rank; final = rank_score x (1 + 0.2 (recency - 0.5)) x (1 + 0.2
  * (temporal - 0.5)) x (1 + 0.1 (proof - 0.5)) with temporal = proximity or 0.5 and proof =
  * clamp(0.5 + ln(proof_count) / 10) (0.5 below 1). Then sorts c by final descending (ties keep
  * the RRF order). */
@@ -313,12 +319,12 @@ typedef struct eg_recall_stats_s {
     int64_t now; /* the reference time used for recency */
 } eg_recall_stats_t;
 
-/* The ranked outcome over an index: the kept results (best first), then every scored candidate
- * for a trace. */
+/* The ranked outcome over an index: the kept results, best first, and (req.trace only) every
+ * fused candidate as scored, before the floors and the fill. */
 typedef struct eg_recall_ranked_s {
-    eg_recall_cand_t *results; /* kept results, best first */
+    eg_recall_cand_t *results;
     size_t n;
-    eg_recall_cand_t *scored; /* all candidates after scoring (results is a prefix of it) */
+    eg_recall_cand_t *scored; /* NULL unless req.trace */
     size_t nscored;
     eg_recall_stats_t stats;
 } eg_recall_ranked_t;
@@ -326,8 +332,8 @@ typedef struct eg_recall_ranked_s {
 /* Run the whole ranking of a recall over ix synchronously: filters, the four arms per requested
  * fact type, fusion, scoring, min_scores, the 2 x budget cut and the token fill. Nothing is read
  * from Redis; the arrays are in the arena and hold slots of ix (valid while ix is unchanged).
- * now_us: the wall clock (recency uses query_timestamp when set). 0 or EG_EINVAL (a request that
- * fails eg_recall_req_check). */
+ * now_us: the wall clock (recency uses query_timestamp when set). 0, or EG_EINVAL for a request
+ * that fails eg_recall_req_check or whose query_vec has another dimension than the index. */
 int eg_recall_rank(eg_arena_t *a, eg_mindex_t *ix, const eg_recall_req_t *req, int64_t now_us,
                    eg_recall_ranked_t *out);
 

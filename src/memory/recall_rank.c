@@ -58,12 +58,18 @@ size_t eg_recall_fuse(eg_arena_t *a, const eg_recall_list_t lists[EG_RECALL_NARM
     eg__slotmap_init(&map, a, total);
     for (int arm = 0; arm < EG_RECALL_NARMS; arm++) {
         const eg_recall_list_t *l = &lists[arm];
+        size_t first = 0, last = 0; /* the run of equal scores hit i is in: [first, last) */
 
         for (size_t i = 0; l->hits && i < l->n; i++) {
             bool added;
             uint32_t *idx = eg__slotmap_put(&map, l->hits[i].slot, (uint32_t)n, &added);
             eg_recall_cand_t *x = &c[*idx];
 
+            if (i == last) {
+                first = i;
+                for (last = i + 1; last < l->n && l->hits[last].score == l->hits[i].score; last++)
+                    ;
+            }
             if (added) {
                 memset(x, 0, sizeof(*x));
                 x->slot = l->hits[i].slot;
@@ -76,9 +82,13 @@ size_t eg_recall_fuse(eg_arena_t *a, const eg_recall_list_t lists[EG_RECALL_NARM
             } else if (x->rank[arm]) {
                 continue; /* a duplicate within one list counts once, at its best rank */
             }
-            x->rank[arm] = (uint32_t)(i + 1);
+            /* Hits of equal score share the mean of their positions (fractional ranking): an arm
+             * that cannot tell hits apart (the graph arm gives every unit that shares one entity
+             * with the seeds the same score) must neither favour some of them by the order it
+             * happens to list them in nor credit them all as its best. */
+            x->rank[arm] = (uint32_t)(first + 1);
             x->arm[arm] = l->hits[i].score;
-            x->rrf += (float)(1.0 / (EG_RECALL_RRF_K + (double)(i + 1)));
+            x->rrf += (float)(1.0 / (EG_RECALL_RRF_K + (double)(first + 1 + last) / 2.0));
             if (arm == EG_RECALL_ARM_TEMPORAL && l->proximity)
                 x->proximity = l->proximity[i];
         }
@@ -109,16 +119,29 @@ static int cmp_final(const void *pa, const void *pb)
 
     if (a->final != b->final)
         return a->final > b->final ? -1 : 1;
-    /* rank_score falls strictly along the fused order, so ties keep that order. */
+    /* Then the fused order (rank_score never rises along it). */
     if (a->rank_score != b->rank_score)
         return a->rank_score > b->rank_score ? -1 : 1;
-    return a->slot < b->slot ? -1 : a->slot > b->slot;
+    return cmp_rrf(a, b);
 }
 
 void eg_recall_score(eg_recall_cand_t *c, size_t n, int64_t now)
 {
+    size_t first = 0, last = 0; /* the run of equal RRF scores candidate i is in */
+
     for (size_t i = 0; i < n; i++) {
-        double rank = n > 1 ? 1.0 - 0.9 * (double)i / (double)(n - 1) : 1.0;
+        double pos, rank;
+
+        /* Candidates with the same fused evidence get the same rank score (at the mean of their
+         * positions), so a group of equal candidates is not spread out by the order it happens
+         * to be listed in. */
+        if (i == last) {
+            first = i;
+            for (last = i + 1; last < n && c[last].rrf == c[i].rrf; last++)
+                ;
+        }
+        pos = (double)(first + last - 1) / 2.0;
+        rank = n > 1 ? 1.0 - 0.9 * pos / (double)(n - 1) : 1.0;
         double rec = eg_recall_recency(c[i].when, now);
         double temporal = isnan(c[i].proximity) ? 0.5 : c[i].proximity;
         double proof = 0.5;

@@ -301,6 +301,49 @@ Test(recall, rrf_fusion)
     eg_arena_destroy(&a);
 }
 
+Test(recall, rrf_ties_share_their_mean_rank)
+{
+    eg_arena_t a;
+    /* The graph arm lists 4 units of equal score after one better one: they share rank
+     * (2 + 3 + 4 + 5) / 4 = 3.5, whatever order they come in. */
+    eg_hit_t g[] = {{.slot = 1, .score = 0.9f},  {.slot = 40, .score = 0.5f},
+                    {.slot = 30, .score = 0.5f}, {.slot = 20, .score = 0.5f},
+                    {.slot = 10, .score = 0.5f}, {.slot = 2, .score = 0.1f}};
+    eg_hit_t k[] = {{.slot = 30, .score = 2.0f}};
+    eg_recall_list_t lists[EG_RECALL_NARMS] = {
+        [EG_RECALL_ARM_GRAPH] = {g, 6, NULL}, [EG_RECALL_ARM_KEYWORD] = {k, 1, NULL}};
+    eg_recall_cand_t *c;
+
+    eg_arena_init(&a);
+    cr_assert_eq(eg_recall_fuse(&a, lists, 100, &c), 6);
+    /* 30: keyword 1/61 + graph 1/63.5; 1: 1/61; then 10, 20, 40 at 1/63.5 (by slot); 2: 1/66. */
+    cr_assert_eq(c[0].slot, 30);
+    cr_assert_float_eq(c[0].rrf, 1.0 / 61 + 1.0 / 63.5, 1e-7);
+    cr_assert_eq(c[0].rank[EG_RECALL_ARM_GRAPH], 2);
+    cr_assert_eq(c[1].slot, 1);
+    cr_assert_eq(c[2].slot, 10);
+    cr_assert_eq(c[3].slot, 20);
+    cr_assert_eq(c[4].slot, 40);
+    for (int i = 2; i < 5; i++) {
+        cr_assert_float_eq(c[i].rrf, 1.0 / 63.5, 1e-7);
+        cr_assert_eq(c[i].rank[EG_RECALL_ARM_GRAPH], 2);
+    }
+    cr_assert_eq(c[5].slot, 2);
+    cr_assert_eq(c[5].rank[EG_RECALL_ARM_GRAPH], 6);
+    cr_assert_float_eq(c[5].rrf, 1.0 / 66, 1e-7);
+
+    /* Equal fused evidence, equal rank score: 10, 20, 40 are positions 2..4 of 6, mean 3:
+     * 1 - 0.9 x 3 / 5 = 0.46. */
+    eg_recall_score(c, 6, 0);
+    cr_assert_float_eq(c[0].rank_score, 1.0f, 1e-6);
+    cr_assert_float_eq(c[1].rank_score, 0.82f, 1e-6);
+    for (int i = 2; i < 5; i++)
+        cr_assert_float_eq(c[i].rank_score, 0.46f, 1e-6);
+    cr_assert_eq(c[2].slot, 10, "ties keep the fused order");
+    cr_assert_float_eq(c[5].rank_score, 0.1f, 1e-6);
+    eg_arena_destroy(&a);
+}
+
 Test(recall, recency)
 {
     int64_t now = iso("2024-06-01T00:00:00Z");
@@ -356,6 +399,7 @@ Test(recall, final_scores_and_floors)
     memset(many, 0, sizeof(many));
     for (int i = 0; i < 11; i++) {
         many[i].slot = (uint32_t)(100 + i);
+        many[i].rrf = 1.0f / (float)(61 + i);
         many[i].when = EG_MEM_TIME_NONE;
         many[i].proximity = NAN;
     }

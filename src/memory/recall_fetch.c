@@ -1,0 +1,471 @@
+/* The asynchronous recall: acquire the bank's index, rank in memory (recall.c), then fetch the
+ * records of what is shown — the kept results, the observations of their entities, their chunks —
+ * from Redis. Units and the first chunks go out together (one round trip); further chunks are
+ * fetched only while the chunk budget is not spent.
+ *
+ * Everything the index says is copied out inside the acquire callback (the index may change once
+ * control returns to the loop), and the records are copied into the operation's arena as they
+ * arrive (the store's are valid only during its callback). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engram/error.h"
+#include "engram/log.h"
+#include "engram/recall.h"
+#include "engram/text.h"
+#include "engram/util.h"
+
+#include "recall_int.h"
+
+#define CHUNK_BATCH_FIRST 16
+#define CHUNK_BATCH       64
+
+typedef struct {
+    const char *id, *name;
+    size_t first, n; /* its observations: op->ids[first .. first + n) */
+} ent_pick_t;
+
+typedef struct recall_op_s {
+    eg_arena_t a;
+    char *ws, *bank;
+    eg_recall_req_t req;
+    eg_recall_fn cb;
+    void *udata;
+    eg_recall_stats_t stats;
+    uint64_t t_fetch;
+
+    /* The kept results: their ids first in ids[], then the entities' observations. */
+    eg_recall_cand_t *cands;
+    size_t n;
+    const char **ids;
+    size_t nids;
+    const eg_mem_unit_t **units; /* copies, NULL when missing */
+    const char ***names;         /* entity names per result */
+    size_t *nnames;
+    ent_pick_t *ents;
+    size_t nents;
+
+    /* Chunks in rank order, fetched in batches while the budget lasts. */
+    const char **chunk_ids;
+    size_t nchunk_ids, chunk_next, chunk_used;
+    eg_recall_chunk_t *chunks;
+    size_t nchunks;
+    bool chunks_done;
+
+    eg_recall_trace_cand_t *trace;
+    size_t ntrace;
+
+    int pending, err;
+} recall_op_t;
+
+static const char *const *strv_copy(eg_arena_t *a, const char *const *v, size_t n)
+{
+    const char **o;
+
+    if (!n)
+        return NULL;
+    o = eg_arena_alloc(a, n * sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        o[i] = eg_arena_strdup(a, v[i]);
+    return o;
+}
+
+static void json_delete(void *p)
+{
+    cJSON_Delete(p);
+}
+
+/* A deep copy of a unit record into the arena. */
+static const eg_mem_unit_t *unit_copy(eg_arena_t *a, const eg_mem_unit_t *u)
+{
+    eg_mem_unit_t *c = eg_arena_alloc(a, sizeof(*c));
+
+    *c = *u;
+    c->id = eg_arena_strdup(a, u->id);
+    c->text = eg_arena_strdup(a, u->text ? u->text : "");
+    c->context = eg_arena_strdup(a, u->context ? u->context : "");
+    c->tags = strv_copy(a, u->tags, u->ntags);
+    c->entity_ids = strv_copy(a, u->entity_ids, u->nentities);
+    c->source_ids = strv_copy(a, u->source_ids, u->nsources);
+    c->document_id = eg_arena_strdup(a, u->document_id);
+    c->chunk_id = eg_arena_strdup(a, u->chunk_id);
+    c->invalidation_reason = eg_arena_strdup(a, u->invalidation_reason);
+    c->metadata = NULL;
+    if (u->metadata) {
+        cJSON *m = cJSON_Duplicate(u->metadata, 1);
+        if (m) {
+            eg_arena_defer(a, json_delete, m);
+            c->metadata = m;
+        }
+    }
+    return c;
+}
+
+static void op_free(recall_op_t *op)
+{
+    eg_arena_destroy(&op->a);
+    free(op);
+}
+
+static void finish(recall_op_t *op, int err)
+{
+    eg_recall_result_t res;
+    eg_arena_t *a = &op->a;
+
+    memset(&res, 0, sizeof(res));
+    if (err) {
+        op->cb(op->udata, err, NULL);
+        op_free(op);
+        return;
+    }
+    res.items = op->n ? eg_arena_calloc(a, op->n * sizeof(eg_recall_item_t)) : NULL;
+    for (size_t i = 0; i < op->n; i++) {
+        eg_recall_item_t *it = &res.items[res.n];
+        const eg_recall_cand_t *c = &op->cands[i];
+
+        /* Deleted or invalidated between the ranking and the fetch. */
+        if (!op->units[i] || op->units[i]->invalidated)
+            continue;
+        it->unit = op->units[i];
+        it->entity_names = op->names[i];
+        it->nentity_names = op->nnames[i];
+        it->final = c->final;
+        it->semantic = c->arm[EG_RECALL_ARM_SEMANTIC];
+        it->keyword = c->arm[EG_RECALL_ARM_KEYWORD];
+        it->rank_score = c->rank_score;
+        res.n++;
+    }
+    if (op->req.entities) {
+        res.entities =
+            op->nents ? eg_arena_calloc(a, op->nents * sizeof(eg_recall_entity_t)) : NULL;
+        for (size_t e = 0; e < op->nents; e++) {
+            eg_recall_entity_t *re = &res.entities[res.nentities++];
+            const eg_mem_unit_t **obs =
+                op->ents[e].n ? eg_arena_alloc(a, op->ents[e].n * sizeof(*obs)) : NULL;
+
+            re->id = op->ents[e].id;
+            re->canonical_name = op->ents[e].name;
+            re->observations = obs;
+            for (size_t j = 0; j < op->ents[e].n; j++) {
+                const eg_mem_unit_t *u = op->units[op->ents[e].first + j];
+                if (u && !u->invalidated)
+                    obs[re->nobservations++] = u;
+            }
+        }
+    }
+    if (op->req.chunks) {
+        res.chunks = op->chunks;
+        res.nchunks = op->nchunks;
+    }
+    if (op->req.trace) {
+        res.stats = &op->stats;
+        res.candidates = op->trace;
+        res.ncandidates = op->ntrace;
+        res.fetch_ms = op->t_fetch ? (double)(eg_mono_ns() - op->t_fetch) / 1e6 : 0;
+    }
+    op->cb(op->udata, 0, &res);
+    op_free(op);
+}
+
+static void fetch_step(recall_op_t *op);
+
+static void on_units(void *udata, int err, const eg_mem_unit_t *const *units, size_t n)
+{
+    recall_op_t *op = udata;
+
+    if (err)
+        op->err = err;
+    for (size_t i = 0; !err && i < n && i < op->nids; i++)
+        op->units[i] = units[i] ? unit_copy(&op->a, units[i]) : NULL;
+    op->pending--;
+    fetch_step(op);
+}
+
+/* Add fetched chunks in order while the chunk budget lasts; the one that overflows it is cut. */
+static void on_chunks(void *udata, int err, const eg_mem_chunk_t *const *chunks, size_t n)
+{
+    recall_op_t *op = udata;
+    size_t budget = op->req.chunks_max_tokens;
+
+    if (err)
+        op->err = err;
+    for (size_t i = 0; !err && i < n && !op->chunks_done; i++) {
+        const eg_mem_chunk_t *ch = chunks[i];
+        eg_recall_chunk_t *rc;
+        size_t len, tok, cut;
+
+        if (!ch)
+            continue;
+        if (op->chunk_used >= budget) {
+            op->chunks_done = true;
+            break;
+        }
+        len = strlen(ch->text);
+        tok = eg_text_estimate_tokens(ch->text, len);
+        rc = &op->chunks[op->nchunks];
+        rc->id = eg_arena_strdup(&op->a, ch->id);
+        rc->chunk_index = ch->chunk_index;
+        if (op->chunk_used + tok <= budget) {
+            rc->text = eg_arena_strndup(&op->a, ch->text, len);
+            op->chunk_used += tok;
+            op->nchunks++;
+            continue;
+        }
+        op->chunks_done = true;
+        cut = eg_recall_cut_tokens(ch->text, len, budget - op->chunk_used);
+        if (!cut)
+            break;
+        rc->text = eg_arena_strndup(&op->a, ch->text, cut);
+        rc->truncated = true;
+        op->chunk_used = budget;
+        op->nchunks++;
+    }
+    op->pending--;
+    fetch_step(op);
+}
+
+static int fetch_chunks(recall_op_t *op, size_t batch)
+{
+    size_t n = EG_MIN(batch, op->nchunk_ids - op->chunk_next);
+    int rc = eg_mem_chunks_get(op->ws, op->bank, op->chunk_ids + op->chunk_next, n, on_chunks, op);
+
+    if (rc == 0) {
+        op->chunk_next += n;
+        op->pending++;
+    }
+    return rc;
+}
+
+/* Called after every reply: finish once nothing is pending and no more chunks are wanted. */
+static void fetch_step(recall_op_t *op)
+{
+    int rc;
+
+    if (op->pending)
+        return;
+    if (op->err) {
+        finish(op, op->err);
+        return;
+    }
+    if (op->req.chunks && !op->chunks_done && op->chunk_next < op->nchunk_ids) {
+        if ((rc = fetch_chunks(op, CHUNK_BATCH)) != 0)
+            finish(op, rc);
+        return;
+    }
+    finish(op, 0);
+}
+
+static int cmp_obs(const void *pa, const void *pb)
+{
+    const eg_mindex_unit_t *a = *(const eg_mindex_unit_t *const *)pa;
+    const eg_mindex_unit_t *b = *(const eg_mindex_unit_t *const *)pb;
+
+    if (a->mentioned_at != b->mentioned_at)
+        return a->mentioned_at > b->mentioned_at ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+/* The entities of the kept results in order of first mention, each with its observations (newest
+ * first), while the entity budget lasts: a name costs its tokens, each observation its text's;
+ * the fill stops at the first that does not fit. Their observation ids are appended to ids[]. */
+static void pick_entities(recall_op_t *op, eg_mindex_t *ix, const char **ids, size_t *nids)
+{
+    eg_arena_t *a = &op->a;
+    eg__slotmap_t seen;
+    size_t used = 0, budget = op->req.entities_max_tokens, cap = 0;
+    bool full = false;
+
+    for (size_t i = 0; i < op->n; i++)
+        cap += eg_mindex_unit(ix, op->cands[i].slot)->nents;
+    op->ents = cap ? eg_arena_calloc(a, cap * sizeof(ent_pick_t)) : NULL;
+    eg__slotmap_init(&seen, a, cap);
+    for (size_t i = 0; i < op->n && !full; i++) {
+        const eg_mindex_unit_t *u = eg_mindex_unit(ix, op->cands[i].slot);
+
+        for (size_t j = 0; j < u->nents && !full; j++) {
+            const eg_mindex_entity_t *e = eg_mindex_entity(ix, u->ents[j]);
+            const eg_mindex_unit_t **obs;
+            size_t nobs = 0, tok;
+            bool added;
+            ent_pick_t *p;
+
+            if (!e)
+                continue;
+            eg__slotmap_put(&seen, u->ents[j], 0, &added);
+            if (!added)
+                continue;
+            tok = eg_text_estimate_tokens(e->name, strlen(e->name));
+            if (used + tok > budget) {
+                full = true;
+                break;
+            }
+            used += tok;
+            p = &op->ents[op->nents++];
+            p->id = eg_arena_strdup(a, e->id);
+            p->name = eg_arena_strdup(a, e->name);
+            p->first = *nids;
+            obs = e->nslots ? eg_arena_alloc(a, e->nslots * sizeof(*obs)) : NULL;
+            for (size_t k = 0; k < e->nslots; k++) {
+                const eg_mindex_unit_t *o = eg_mindex_unit(ix, e->slots[k]);
+                if (o && !o->invalidated && o->type == EG_FACT_OBSERVATION)
+                    obs[nobs++] = o;
+            }
+            if (nobs > 1)
+                qsort(obs, nobs, sizeof(*obs), cmp_obs);
+            for (size_t k = 0; k < nobs; k++) {
+                if (used + obs[k]->tokens > budget) {
+                    full = true;
+                    break;
+                }
+                used += obs[k]->tokens;
+                ids[(*nids)++] = eg_arena_strdup(a, obs[k]->id);
+                p->n++;
+            }
+        }
+    }
+}
+
+/* The chunks of the kept results, unique, in rank order. */
+static void pick_chunks(recall_op_t *op, eg_mindex_t *ix)
+{
+    eg_arena_t *a = &op->a;
+
+    op->chunk_ids = op->n ? eg_arena_alloc(a, op->n * sizeof(char *)) : NULL;
+    op->chunks = op->n ? eg_arena_calloc(a, op->n * sizeof(eg_recall_chunk_t)) : NULL;
+    for (size_t i = 0; i < op->n; i++) {
+        const eg_mindex_unit_t *u = eg_mindex_unit(ix, op->cands[i].slot);
+        const eg_mindex_doc_t *d;
+        const char *id;
+        bool dup = false;
+
+        if (u->doc == EG_MINDEX_NONE || u->chunk == EG_MINDEX_NONE ||
+            !(d = eg_mindex_doc(ix, u->doc)))
+            continue;
+        id = eg_mem_chunk_id(a, op->bank, d->id, u->chunk);
+        for (size_t j = 0; j < op->nchunk_ids && !dup; j++)
+            dup = !strcmp(op->chunk_ids[j], id);
+        if (!dup)
+            op->chunk_ids[op->nchunk_ids++] = id;
+    }
+}
+
+static void on_index(void *udata, int err, eg_mindex_t *ix)
+{
+    recall_op_t *op = udata;
+    eg_arena_t *a = &op->a;
+    eg_recall_ranked_t r;
+    size_t cap_ids;
+    int rc;
+
+    if (err) {
+        finish(op, err);
+        return;
+    }
+    if ((rc = eg_recall_rank(a, ix, &op->req, eg_now_ms() * 1000, &r)) != 0) {
+        finish(op, rc);
+        return;
+    }
+    op->stats = r.stats;
+    op->cands = r.results;
+    op->n = r.n;
+
+    /* Copy out what the index knows: ids, entity names, trace ids. */
+    cap_ids = op->n;
+    if (op->req.entities)
+        for (size_t i = 0; i < op->n; i++) {
+            const eg_mindex_unit_t *u = eg_mindex_unit(ix, op->cands[i].slot);
+            for (size_t j = 0; j < u->nents; j++) {
+                const eg_mindex_entity_t *e = eg_mindex_entity(ix, u->ents[j]);
+                cap_ids += e ? e->nslots : 0;
+            }
+        }
+    op->ids = eg_arena_alloc(a, (cap_ids ? cap_ids : 1) * sizeof(char *));
+    op->names = op->n ? eg_arena_alloc(a, op->n * sizeof(char **)) : NULL;
+    op->nnames = op->n ? eg_arena_calloc(a, op->n * sizeof(size_t)) : NULL;
+    for (size_t i = 0; i < op->n; i++) {
+        const eg_mindex_unit_t *u = eg_mindex_unit(ix, op->cands[i].slot);
+
+        op->ids[op->nids++] = eg_arena_strdup(a, u->id);
+        op->names[i] = u->nents ? eg_arena_alloc(a, u->nents * sizeof(char *)) : NULL;
+        for (size_t j = 0; j < u->nents; j++) {
+            const eg_mindex_entity_t *e = eg_mindex_entity(ix, u->ents[j]);
+            if (e)
+                op->names[i][op->nnames[i]++] = eg_arena_strdup(a, e->name);
+        }
+    }
+    if (op->req.entities)
+        pick_entities(op, ix, op->ids, &op->nids);
+    if (op->req.chunks)
+        pick_chunks(op, ix);
+    if (op->req.trace && r.nscored) {
+        op->trace = eg_arena_alloc(a, r.nscored * sizeof(*op->trace));
+        for (size_t i = 0; i < r.nscored; i++) {
+            op->trace[i].id = eg_arena_strdup(a, eg_mindex_unit(ix, r.scored[i].slot)->id);
+            op->trace[i].c = r.scored[i];
+        }
+        op->ntrace = r.nscored;
+    }
+
+    /* One round trip: the units and the first chunks together. */
+    op->t_fetch = eg_mono_ns();
+    op->units = op->nids ? eg_arena_calloc(a, op->nids * sizeof(*op->units)) : NULL;
+    if (op->nids) {
+        if ((rc = eg_mem_units_get(op->ws, op->bank, op->ids, op->nids, on_units, op)) != 0) {
+            finish(op, rc);
+            return;
+        }
+        op->pending++;
+    }
+    if (op->req.chunks && op->nchunk_ids && (rc = fetch_chunks(op, CHUNK_BATCH_FIRST)) != 0)
+        op->err = rc; /* reported once the units reply is in */
+    fetch_step(op);
+}
+
+/* Copy a tag group tree into the arena. */
+static eg_tag_group_t *groups_copy(eg_arena_t *a, const eg_tag_group_t *g, size_t n)
+{
+    eg_tag_group_t *o;
+
+    if (!n)
+        return NULL;
+    o = eg_arena_alloc(a, n * sizeof(*o));
+    for (size_t i = 0; i < n; i++) {
+        o[i] = g[i];
+        o[i].tags = strv_copy(a, g[i].tags, g[i].ntags);
+        o[i].children = groups_copy(a, g[i].children, g[i].nchildren);
+    }
+    return o;
+}
+
+int eg_recall(const char *ws_id, const char *bank_id, const eg_recall_req_t *req, eg_recall_fn cb,
+              void *udata)
+{
+    recall_op_t *op;
+    eg_arena_t *a;
+    int rc;
+
+    if (!ws_id || !bank_id || !cb || eg_recall_req_check(req, NULL) != 0)
+        return EG_EINVAL;
+    op = eg_xcalloc(1, sizeof(*op));
+    a = &op->a;
+    eg_arena_init(a);
+    op->ws = eg_arena_strdup(a, ws_id);
+    op->bank = eg_arena_strdup(a, bank_id);
+    op->cb = cb;
+    op->udata = udata;
+    op->req = *req;
+    op->req.query = eg_arena_strndup(a, req->query ? req->query : "", req->query_len);
+    op->req.tags = strv_copy(a, req->tags, req->ntags);
+    op->req.tag_groups = groups_copy(a, req->tag_groups, req->ntag_groups);
+    if (req->query_vec && req->query_dim) {
+        float *v = eg_arena_alloc(a, req->query_dim * sizeof(float));
+        memcpy(v, req->query_vec, req->query_dim * sizeof(float));
+        op->req.query_vec = v;
+    }
+    if ((rc = eg_mindex_acquire(ws_id, bank_id, on_index, op)) != 0) {
+        op_free(op);
+        return rc;
+    }
+    return 0;
+}
