@@ -10,17 +10,25 @@
  *   eg:{b:<ws>/<bank>}:l    hash  unit id -> the unit's links, both directions: entries
  *                                 "<other id> <type name> <weight>;" (eg_mem_links_parse)
  *   eg:{b:<ws>/<bank>}:d    hash  document id -> document record (JSON)
+ *   eg:{b:<ws>/<bank>}:du   hash  document id -> its unit ids, each followed by ',' (a list a
+ *                                 script can edit when one unit goes; not in the JSON)
  *   eg:{b:<ws>/<bank>}:c    hash  chunk id -> chunk record (JSON)
- *   eg:{b:<ws>/<bank>}:e    hash  entity id -> entity record (JSON: id, canonical_name, metadata)
+ *   eg:{b:<ws>/<bank>}:e    hash  entity id -> entity record (JSON: id, canonical_name, folded,
+ *                                 metadata; an entity goes when its last mention does)
  *   eg:{b:<ws>/<bank>}:es   hash  "<entity id>:n|f|l" -> mention count, first seen, last seen (µs)
  *                                 (integers, updated with HINCRBY/HSET: Lua's cjson would round them)
  *   eg:{b:<ws>/<bank>}:en   hash  folded canonical name -> entity id
  *   eg:{b:<ws>/<bank>}:x    stream change log (MAXLEN ~ EG_MEM_CHANGES_MAX), one entry per write:
- *                                 fields u, e, d = comma-separated unit / entity / document ids
+ *                                 fields u, e = comma-separated unit / entity ids, d =
+ *                                 newline-separated document ids (document ids may hold commas)
  *                                 whose records changed (re-read them; a missing one was
- *                                 deleted; units' links changed with them), or reset = 1 (reload)
+ *                                 deleted; units' links changed with them: a new unit's links
+ *                                 name units not listed, whose reverse entries were added), or
+ *                                 reset = 1 (reload)
+ *   eg:{b:<ws>/<bank>}:wk   zset  write_key -> ms: eg_mem_write keys done (kept 7 days)
  * plus the bank record's counters (fact_count, document_count, chunk_count, link_count,
- * last_document_at, last_write_at) kept by the same scripts, and operation records (engram/ops.h,
+ * last_document_at, last_write_at) and embedding (embed_dim, embed_model) kept by the same
+ * scripts, and operation records (engram/ops.h,
  * scope "b", id "<ws>/<bank>").
  *
  * Times in this module are int64 microseconds since the epoch, UTC (engram/text.h), or
@@ -113,7 +121,7 @@ typedef struct eg_mem_doc_s {
     size_t ntags;
     const cJSON *metadata;      /* object; NULL = none */
     const cJSON *retain_params; /* object (context, timestamp, ...); NULL = none */
-    const char *const *unit_ids;
+    const char *const *unit_ids; /* eg_mem_doc_get fills them from :du; not in the JSON */
     size_t nunits;
     size_t nchunks;
     size_t text_length; /* code points of original_text */
@@ -170,7 +178,8 @@ typedef struct eg_mem_entity_ref_s {
     const char *id;   /* an existing entity's id, or a fresh UUID the caller made for a new one */
     const char *name; /* canonical name */
     bool is_new;      /* create it (unless its folded name exists by then: see eg_mem_write) */
-    int64_t mentions; /* units of this batch that mention it */
+    int64_t mentions; /* units of this batch that mention it (the store counts them from the
+                       * units' entity_ids; a ref no unit names is ignored) */
     int64_t seen_at;  /* latest event time among them (last_seen; first_seen for a new one) */
 } eg_mem_entity_ref_t;
 
@@ -185,7 +194,8 @@ typedef struct eg_mem_new_unit_s {
 } eg_mem_new_unit_t;
 
 typedef struct eg_mem_write_s {
-    /* The document. replace: its previous units, chunks and their links go first (upsert). */
+    /* The document. replace: its previous units, chunks and their links go first (upsert);
+     * without replace an existing document is EG_ECONFLICT. Units' document_id is doc.id. */
     eg_mem_doc_t doc; /* unit_ids/nunits/nchunks are filled by the store */
     bool replace;
     const char *const *chunks; /* chunk texts, index = position */
@@ -220,7 +230,10 @@ typedef void (*eg_mem_write_fn)(void *udata, int err, const eg_mem_write_result_
  * links; store the document, chunks, units, vectors and links (both directions); create new
  * entities or add mentions to existing ones (first/last seen widened); update the bank counters
  * and last_write_at/last_document_at; append the change entry. The bank must exist
- * (EG_ENOTFOUND otherwise). A dim different from the bank's recorded one is EG_ECONFLICT.
+ * (EG_ENOTFOUND otherwise). A dim or model different from the bank's recorded one is
+ * EG_ECONFLICT while the bank holds units. A unit id of the batch that exists already is
+ * replaced (counted in units_replaced); links to the unit itself are ignored. EG_EINVAL: bad ids
+ * or limits, a unit naming an entity that is not among the refs, two refs with one folded name.
  * Returns 0 (cb runs) or EG_EINVAL / EG_EUNAVAIL. */
 int eg_mem_write(const char *ws_id, const char *bank_id, const eg_mem_write_t *w,
                  eg_mem_write_fn cb, void *udata);
@@ -264,7 +277,8 @@ typedef void (*eg_mem_count_fn)(void *udata, int err, int64_t n);
 /* Replace a unit's record (a curated edit: text, context, dates, type, entities, tags, state).
  * vec: its new vector (NULL keeps the old one). The write happens only when the stored
  * updated_at still equals expect_updated_at (EG_ECONFLICT otherwise: re-read and retry);
- * entity mention counts follow the change of entity_ids. cb gets n = 1, or EG_ENOTFOUND. */
+ * entity mention counts follow the change of entity_ids. cb gets n = 1, or EG_ENOTFOUND, or
+ * EG_EINVAL when an entity id does not exist or the document_id differs from the stored one. */
 int eg_mem_unit_replace(const char *ws_id, const char *bank_id, const eg_mem_unit_t *u,
                         const float *vec, size_t dim, int64_t expect_updated_at,
                         eg_mem_count_fn cb, void *udata);
@@ -279,19 +293,20 @@ int eg_mem_units_delete(const char *ws_id, const char *bank_id, const char *cons
 int eg_mem_doc_delete(const char *ws_id, const char *bank_id, const char *doc_id,
                       eg_mem_count_fn cb, void *udata);
 
-/* Set a document's tags, and the tags of every unit made from it; cb gets the number of units
- * updated, or EG_ENOTFOUND. */
+/* Set a document's tags, and the tags of every unit made from it (their updated_at becomes now);
+ * cb gets the number of units updated, or EG_ENOTFOUND. */
 int eg_mem_doc_set_tags(const char *ws_id, const char *bank_id, const char *doc_id,
                         const char *const *tags, size_t ntags, eg_mem_count_fn cb, void *udata);
 
 /* Delete every unit whose type is in types_mask (bit 1 << eg_fact_type_t); with every type,
  * documents, chunks and entities go too. The bank record and config stay. cb gets the number of
- * units deleted. */
+ * units deleted, or EG_ENOTFOUND for a missing bank; the change entry is a reset. */
 int eg_mem_clear(const char *ws_id, const char *bank_id, unsigned types_mask, eg_mem_count_fn cb,
                  void *udata);
 
-/* The Redis keys of a bank's memory (u, v, l, d, c, e, es, en, x) in the arena, for the bank's
- * delete script (engram/bank.h), which drops them with the bank record. *n gets the count. */
+/* The Redis keys of a bank's memory (u, v, l, d, c, e, es, en, x, du, wk) in the arena, for the
+ * bank's delete script (engram/bank.h), which drops them with the bank record. *n gets the
+ * count. */
 const char **eg_mem_bank_keys(eg_arena_t *a, const char *ws_id, const char *bank_id, size_t *n);
 
 #endif

@@ -23,6 +23,7 @@
 #include "engram/bank.h"
 #include "engram/error.h"
 #include "engram/log.h"
+#include "engram/mstore.h"
 #include "engram/store.h"
 #include "engram/util.h"
 
@@ -249,18 +250,28 @@ static eg_script_t s_bank_get = {
               "return {0, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}\n",
 };
 
-/* KEYS[1] bank, KEYS[2] config. Returns the fact count, or -1 when there was no bank.
- * Seam: the memory engine's keys of the bank (documents, chunks, units, entities, links, its
- * change stream) are deleted here too once they exist; a bank too large for one script call goes
- * to a queued job that deletes it in batches after the record is gone. */
+/* KEYS[1] bank, KEYS[2] config, KEYS[3] the bank's operation index, KEYS[4..] the memory keys
+ * (eg_mem_bank_keys); ARGV[1] the operation record key prefix. Returns the fact count, or -1 when
+ * there was no bank. The memory keys and operation records go too, also when the record is
+ * already gone (nothing of a bank may outlive it). Operation records are named from the prefix:
+ * they share the index's hash tag, so the script stays in one slot.
+ * Seam: a bank too large for one script call goes to a queued job that deletes it in batches
+ * after the record is gone. */
 static eg_script_t s_bank_delete = {
     .name = "bank_delete",
-    .source = "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    .source = "local function drop_data()\n"
+              "  local ops = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
+              "  for i = 1, #ops do redis.call('UNLINK', ARGV[1] .. ops[i]) end\n"
+              "  for i = 3, #KEYS do redis.call('UNLINK', KEYS[i]) end\n"
+              "end\n"
+              "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
               "  redis.call('DEL', KEYS[2])\n"
+              "  drop_data()\n"
               "  return -1\n"
               "end\n"
               "local n = tonumber(redis.call('HGET', KEYS[1], 'fact_count') or '0') or 0\n"
               "redis.call('DEL', KEYS[1], KEYS[2])\n"
+              "drop_data()\n"
               "return n\n",
 };
 
@@ -687,15 +698,25 @@ static void on_deleted(void *udata, int err, redisReply *reply)
 int eg_bank_delete(const char *ws_id, const char *bank_id, eg_bank_deleted_fn cb, void *udata)
 {
     bank_op_t *op;
-    const char *argv[2];
+    const char **argv, **mem, *tag;
+    size_t nmem, argc = 0;
     int rc;
 
     if (!eg_bank_id_valid(bank_id, strlen(bank_id)))
         return EG_EINVAL;
     op = op_new(OP_DELETE, ws_id, bank_id, udata);
     op->cb.deleted = cb;
+    mem = eg_mem_bank_keys(&op->arena, ws_id, bank_id, &nmem);
+    argv = eg_arena_alloc(&op->arena, (nmem + 4) * sizeof(*argv));
     bank_keys(&op->arena, ws_id, bank_id, &argv[0], &argv[1]);
-    rc = eg_store_eval(&s_bank_delete, on_deleted, op, 2, 2, argv, NULL);
+    /* Operation records of scope "b", id "<ws>/<bank>" (engram/ops.h). */
+    tag = eg_arena_printf(&op->arena, "%s/%s", ws_id, bank_id);
+    argv[2] = eg_key(&op->arena, "b", tag, "ops");
+    argc = 3;
+    for (size_t i = 0; i < nmem; i++)
+        argv[argc++] = mem[i];
+    argv[argc++] = eg_key(&op->arena, "b", tag, "op:");
+    rc = eg_store_eval(&s_bank_delete, on_deleted, op, (int)argc - 1, (int)argc, argv, NULL);
     if (rc)
         op_free(op);
     return rc;
