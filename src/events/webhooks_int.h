@@ -6,7 +6,9 @@
 #include "engram/arena.h"
 #include "engram/events.h"
 #include "engram/http.h"
+#include "engram/store.h"
 #include "engram/webhooks.h"
+#include "events_int.h"
 
 #define EG__WH_ID_MAX 64 /* endpoint and delivery ids, with the NUL */
 
@@ -45,5 +47,40 @@ int eg__wh_deliveries(const char *ws_id, const char *id, const char *bank, const
  * and back into n pairs in the arena (false when json is not such an object; "" is none). */
 char *eg__bwh_kv_json(const eg_kv_t *kv, size_t n);
 bool eg__bwh_kv_parse(eg_arena_t *a, const char *json, eg_kv_t **out, size_t *n);
+
+/* ---- shared by webhooks.c and webhooks_deliveries.c --------------------------------------- */
+
+/* One asynchronous webhook call: its arena, callback and the ids it works on. */
+typedef struct wh_op_s {
+    eg_arena_t arena;
+    union {
+        eg_webhook_fn one;
+        eg_webhook_list_fn list;
+        eg_webhook_done_fn done;
+        eg_webhook_deliveries_fn page;
+    } cb;
+    void *udata;
+    char ws[EG__EVENTS_WS_MAX + 1];
+    char id[EG__WH_ID_MAX];
+    char did[EG__WH_ID_MAX];
+    const char *secret; /* create: the whole secret, shown once */
+    /* fan-out: pushes still running and the first error */
+    eg_events_hook_done_fn hook_done;
+    void *hook_ctx;
+    size_t pushing;
+    int push_err;
+} wh_op_t;
+
+/* A new operation for workspace ws (and endpoint id, may be NULL). */
+wh_op_t *eg__wh_op_new(const char *ws, const char *id, void *udata);
+
+/* Free an operation (its copy of a new secret is wiped first). */
+void eg__wh_op_free(wh_op_t *op);
+
+/* err, or the error a Redis reply stands for (logged with what): 0 when the reply is usable. */
+int eg__wh_reply_err(int err, const redisReply *r, const char *what);
+
+/* A string reply copied into the arena (NULL for anything else). */
+const char *eg__wh_str(eg_arena_t *a, const redisReply *r);
 
 #endif
