@@ -3,15 +3,18 @@
  * A record is a hash in its owner's slot, so the module that starts the work can create the
  * record and write its own data in one Lua script (EG_OPS_LUA_CREATE below):
  *   eg:{<scope>:<scope_id>}:op:<op_id>  hash  id, kind, status, progress (0..1), error, meta,
- *                                             created, updated, started, finished (ms)
+ *                                             created, updated, started, finished (ms),
+ *                                             retries (set by eg_op_requeue)
  *   eg:{<scope>:<scope_id>}:ops         zset  op id -> created (ms), the listing index
  * e.g. scope "b" + a bank id, or "w" + a workspace id. Times come from Redis's clock.
  *
  * Status moves pending -> processing -> completed | failed | cancelled; the last three are
- * final (a later update is EG_ECONFLICT), so a late worker cannot resurrect a cancelled op. */
+ * final (a later update is EG_ECONFLICT), so a late worker cannot resurrect a cancelled op. The
+ * one way back is an explicit retry (eg_op_requeue: failed -> pending). */
 #ifndef ENGRAM_OPS_H
 #define ENGRAM_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +39,7 @@ typedef struct eg_op_s {
     eg_op_status_t status;
     double progress;
     int64_t created_ms, updated_ms, started_ms, finished_ms; /* 0 when not yet */
+    int64_t retries; /* times eg_op_requeue moved it from failed back to pending */
 } eg_op_t;
 
 /* err 0 with the record, or EG_ENOTFOUND / EG_ECONFLICT / EG_EUNAVAIL / EG_ESTORETIMEOUT /
@@ -64,6 +68,52 @@ int eg_op_get(const char *scope, const char *scope_id, const char *op_id, eg_op_
  * records while more match: keep going until next_cursor is "". */
 int eg_op_list(const char *scope, const char *scope_id, int status, const char *cursor,
                unsigned limit, eg_op_list_fn cb, void *udata);
+
+/* ---- curation (the operations API of a face) -------------------------------------------- */
+
+/* The next three are conditional moves, each one script. On a record in the wrong state the
+ * callback gets EG_ECONFLICT *with* the record as it is (so the caller can say why); a missing
+ * record is EG_ENOTFOUND with op NULL. cb may be NULL. */
+
+/* pending -> cancelled (finished set). A worker that picks the job up later finds the record
+ * final and drops it. */
+int eg_op_cancel(const char *scope, const char *scope_id, const char *op_id, eg_op_fn cb,
+                 void *udata);
+
+/* failed -> pending for another attempt: error, progress, started and finished are cleared and
+ * retries is incremented. Re-pushing the job is the caller's part (the owner of the job kind). */
+int eg_op_requeue(const char *scope, const char *scope_id, const char *op_id, eg_op_fn cb,
+                  void *udata);
+
+/* Delete a record in a final state (completed, failed, cancelled) and its listing entry; cb gets
+ * the record as it was. */
+int eg_op_delete(const char *scope, const char *scope_id, const char *op_id, eg_op_fn cb,
+                 void *udata);
+
+#define EG_OP_SCAN_MAX 10000 /* records a filtered page or a count looks at (newest first) */
+
+/* Which records eg_op_page returns. */
+typedef struct eg_op_filter_s {
+    int status;       /* eg_op_status_t, or EG_OP_KEEP for any */
+    const char *kind; /* NULL or "" for any */
+    /* NULL or "": no effect. Otherwise skip records whose meta is a JSON object holding a
+     * non-empty array under this key (e.g. a parent operation's list of children). */
+    const char *exclude_meta_key;
+    bool counts; /* also count every record by status (cb's counts) */
+} eg_op_filter_t;
+
+/* ops[0..n) is the page, newest first; total counts every record that matches; counts[status]
+ * (when asked for, else zeros) counts the records by status, unfiltered. Without a filter the
+ * page is read by rank and total is the listing's size; with one (or with counts), the newest
+ * EG_OP_SCAN_MAX records are looked at. */
+typedef void (*eg_op_page_fn)(void *udata, int err, const eg_op_t *ops, size_t n, size_t total,
+                              const size_t counts[5]);
+
+/* An offset page of a scope's records, newest first: skip offset matching records, return at
+ * most limit (0..1000; 0 for total and counts alone). 0 (cb runs once) or EG_EINVAL /
+ * EG_EUNAVAIL. */
+int eg_op_page(const char *scope, const char *scope_id, const eg_op_filter_t *f, size_t offset,
+               unsigned limit, eg_op_page_fn cb, void *udata);
 
 /* Lua for other modules' scripts that create an op together with their own data, atomically:
  * defines eg_op_create(opkey, idxkey, id, kind, meta, now) (now in ms; returns false when the

@@ -86,6 +86,74 @@ static eg_script_t eg_script_op_list = {
     "return {nextc, out}\n",
     ""};
 
+/* The conditional moves: KEYS op, idx; ARGV action. Return {outcome, record}: outcome 'ok',
+ * 'conflict' (wrong state, record unchanged) or 'missing'. */
+static eg_script_t eg_script_op_cond = {
+    "op_cond",
+    "local st = redis.call('HGET', KEYS[1], 'status')\n"
+    "if not st then return {'missing', {}} end\n"
+    "local final = st == 'completed' or st == 'failed' or st == 'cancelled'\n"
+    "local act = ARGV[1]\n" EG_OPS_LUA_NOW "if act == 'cancel' then\n"
+    "  if st ~= 'pending' then return {'conflict', redis.call('HGETALL', KEYS[1])} end\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished', now, 'updated', now)\n"
+    "elseif act == 'requeue' then\n"
+    "  if st ~= 'failed' then return {'conflict', redis.call('HGETALL', KEYS[1])} end\n"
+    "  redis.call('HDEL', KEYS[1], 'started', 'finished')\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'pending', 'error', '', 'progress', '0',\n"
+    "             'updated', now)\n"
+    "  redis.call('HINCRBY', KEYS[1], 'retries', 1)\n"
+    "elseif act == 'delete' then\n"
+    "  local h = redis.call('HGETALL', KEYS[1])\n"
+    "  if not final then return {'conflict', h} end\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[2])\n"
+    "  return {'ok', h}\n"
+    "end\n"
+    "return {'ok', redis.call('HGETALL', KEYS[1])}\n",
+    ""};
+
+/* KEYS idx; ARGV op key prefix, status ('' any), kind ('' any), exclude meta key ('' none),
+ * offset, limit, counts ('1'), scan max. Returns {total, {counts by status}, {records}}. */
+static eg_script_t eg_script_op_page = {
+    "op_page",
+    "local offset, limit = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local want_counts = ARGV[7] == '1'\n"
+    "local names = {pending = 1, processing = 2, completed = 3, failed = 4, cancelled = 5}\n"
+    "local counts = {0, 0, 0, 0, 0}\n"
+    "local out = {}\n"
+    "if ARGV[2] == '' and ARGV[3] == '' and ARGV[4] == '' and not want_counts then\n"
+    "  local total = redis.call('ZCARD', KEYS[1])\n"
+    "  if limit > 0 then\n"
+    "    for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], offset, offset + limit - 1)) do\n"
+    "      local h = redis.call('HGETALL', ARGV[1] .. id)\n"
+    "      if #h > 0 then out[#out + 1] = h end\n"
+    "    end\n"
+    "  end\n"
+    "  return {total, counts, out}\n"
+    "end\n"
+    "local total = 0\n"
+    "for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[8]) - 1)) do\n"
+    "  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'kind', 'meta')\n"
+    "  if f[1] then\n"
+    "    local i = names[f[1]]\n"
+    "    if i then counts[i] = counts[i] + 1 end\n"
+    "    local ok = (ARGV[2] == '' or f[1] == ARGV[2]) and (ARGV[3] == '' or f[2] == ARGV[3])\n"
+    "    if ok and ARGV[4] ~= '' and f[3] and f[3] ~= '' then\n"
+    "      local good, m = pcall(cjson.decode, f[3])\n"
+    "      if good and type(m) == 'table' and type(m[ARGV[4]]) == 'table' and\n"
+    "         next(m[ARGV[4]]) ~= nil then ok = false end\n"
+    "    end\n"
+    "    if ok then\n"
+    "      total = total + 1\n"
+    "      if total > offset and #out < limit then\n"
+    "        out[#out + 1] = redis.call('HGETALL', ARGV[1] .. id)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {total, counts, out}\n",
+    ""};
+
 static const char *const eg_op_status_names[] = {"pending", "processing", "completed", "failed",
                                                  "cancelled"};
 
@@ -152,6 +220,8 @@ static bool eg_op_parse(const redisReply *h, eg_op_t *op)
             op->started_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k->str, "finished") == 0)
             op->finished_ms = strtoll(v->str, NULL, 10);
+        else if (strcmp(k->str, "retries") == 0)
+            op->retries = strtoll(v->str, NULL, 10);
     }
     return op->id[0] != '\0';
 }
@@ -176,6 +246,7 @@ static int eg_op_reply_err(int err, const redisReply *r)
 typedef struct eg_op_req_s {
     eg_op_fn cb;
     eg_op_list_fn list_cb;
+    eg_op_page_fn page_cb;
     void *udata;
 } eg_op_req_t;
 
@@ -343,6 +414,151 @@ int eg_op_list(const char *scope, const char *scope_id, int status, const char *
     argv[3] = cursor != NULL ? cursor : "";
     argv[4] = lim;
     rc = eg_store_eval(&eg_script_op_list, eg_op_list_cb, req, 1, 5, argv, NULL);
+fail:
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
+    eg_arena_destroy(&a);
+    return rc;
+}
+
+/* Reply of eg_script_op_cond: {outcome, record}. */
+static void eg_op_cond_cb(void *udata, int err, redisReply *r)
+{
+    eg_op_req_t *req = udata;
+    const redisReply *outcome;
+    eg_op_t op;
+    bool have = false;
+
+    err = eg_op_reply_err(err, r);
+    if (err == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                     r->element[0]->type != REDIS_REPLY_STRING))
+        err = EG_EREDIS;
+    if (err == 0) {
+        outcome = r->element[0];
+        if (strcmp(outcome->str, "missing") == 0)
+            err = EG_ENOTFOUND;
+        else if (!eg_op_parse(r->element[1], &op))
+            err = EG_EREDIS;
+        else if ((have = true) && strcmp(outcome->str, "conflict") == 0)
+            err = EG_ECONFLICT;
+    }
+    if (req->cb != NULL)
+        req->cb(req->udata, err, have ? &op : NULL);
+    free(req);
+}
+
+static int eg_op_cond(const char *scope, const char *scope_id, const char *op_id,
+                      const char *action, eg_op_fn cb, void *udata)
+{
+    eg_arena_t a;
+    eg_op_req_t *req = NULL;
+    const char *argv[4];
+    int rc = EG_EINVAL;
+
+    eg_arena_init(&a);
+    if (scope == NULL || scope_id == NULL || !eg_op_id_valid(op_id))
+        goto fail;
+    req = eg_op_req(cb, NULL, udata);
+    rc = EG_EUNAVAIL;
+    if (req == NULL)
+        goto fail;
+    argv[0] = eg_key(&a, scope, scope_id, "op:%s", op_id);
+    argv[1] = eg_key(&a, scope, scope_id, "ops");
+    argv[2] = action;
+    argv[3] = op_id;
+    rc = eg_store_eval(&eg_script_op_cond, eg_op_cond_cb, req, 2, 4, argv, NULL);
+fail:
+    if (rc != 0)
+        free(req); /* once sent, the reply callback frees it */
+    eg_arena_destroy(&a);
+    return rc;
+}
+
+int eg_op_cancel(const char *scope, const char *scope_id, const char *op_id, eg_op_fn cb,
+                 void *udata)
+{
+    return eg_op_cond(scope, scope_id, op_id, "cancel", cb, udata);
+}
+
+int eg_op_requeue(const char *scope, const char *scope_id, const char *op_id, eg_op_fn cb,
+                  void *udata)
+{
+    return eg_op_cond(scope, scope_id, op_id, "requeue", cb, udata);
+}
+
+int eg_op_delete(const char *scope, const char *scope_id, const char *op_id, eg_op_fn cb,
+                 void *udata)
+{
+    return eg_op_cond(scope, scope_id, op_id, "delete", cb, udata);
+}
+
+/* Reply of eg_script_op_page: {total, {5 counts}, {records}}. */
+static void eg_op_page_cb(void *udata, int err, redisReply *r)
+{
+    eg_op_req_t *req = udata;
+    eg_op_t ops[EG_OP_PAGE_MAX], *many = NULL, *v = ops;
+    size_t counts[5] = {0, 0, 0, 0, 0}, n = 0, total = 0;
+    const redisReply *list = NULL, *c;
+
+    err = eg_op_reply_err(err, r);
+    if (err == 0 &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY ||
+         r->element[1]->elements != 5 || r->element[2]->type != REDIS_REPLY_ARRAY))
+        err = EG_EREDIS;
+    if (err == 0) {
+        total = r->element[0]->integer > 0 ? (size_t)r->element[0]->integer : 0;
+        for (size_t i = 0; i < 5; i++) {
+            c = r->element[1]->element[i];
+            counts[i] = c->type == REDIS_REPLY_INTEGER && c->integer > 0 ? (size_t)c->integer : 0;
+        }
+        list = r->element[2];
+        if (list->elements > EG_OP_PAGE_MAX) {
+            many = calloc(list->elements, sizeof(*many));
+            if (many == NULL)
+                err = EG_EUNAVAIL;
+            v = many;
+        }
+    }
+    for (size_t i = 0; err == 0 && i < list->elements; i++)
+        if (eg_op_parse(list->element[i], &v[n]))
+            n++;
+    req->page_cb(req->udata, err, err == 0 ? v : NULL, n, total, counts);
+    free(many);
+    free(req);
+}
+
+int eg_op_page(const char *scope, const char *scope_id, const eg_op_filter_t *f, size_t offset,
+               unsigned limit, eg_op_page_fn cb, void *udata)
+{
+    eg_arena_t a;
+    eg_op_req_t *req = NULL;
+    char off[24], lim[16], scan[16];
+    const char *argv[9];
+    int rc = EG_EINVAL;
+
+    eg_arena_init(&a);
+    if (scope == NULL || scope_id == NULL || f == NULL || cb == NULL || limit > EG_OP_LIST_MAX ||
+        (f->status != EG_OP_KEEP && (f->status < EG_OP_PENDING || f->status > EG_OP_CANCELLED)))
+        goto fail;
+    req = eg_op_req(NULL, NULL, udata);
+    rc = EG_EUNAVAIL;
+    if (req == NULL)
+        goto fail;
+    req->page_cb = cb;
+    snprintf(off, sizeof(off), "%zu", offset);
+    snprintf(lim, sizeof(lim), "%u", limit);
+    snprintf(scan, sizeof(scan), "%d", EG_OP_SCAN_MAX);
+    argv[0] = eg_key(&a, scope, scope_id, "ops");
+    argv[1] = eg_key(&a, scope, scope_id, "op:");
+    argv[2] = f->status == EG_OP_KEEP ? "" : eg_op_status_name((eg_op_status_t)f->status);
+    argv[3] = f->kind != NULL ? f->kind : "";
+    argv[4] = f->exclude_meta_key != NULL ? f->exclude_meta_key : "";
+    argv[5] = off;
+    argv[6] = lim;
+    argv[7] = f->counts ? "1" : "0";
+    argv[8] = scan;
+    rc = eg_store_eval(&eg_script_op_page, eg_op_page_cb, req, 1, 9, argv, NULL);
 fail:
     if (rc != 0)
         free(req); /* once sent, the reply callback frees it */
