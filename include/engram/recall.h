@@ -261,7 +261,8 @@ typedef struct eg_recall_graph_s {
     void *udata;
     /* True when slot is a live unit that passes the request's filters (type, state, tags). */
     bool (*allowed)(void *udata, uint32_t slot);
-    /* The entities a unit mentions; the units an entity is mentioned by. */
+    /* The entities a unit mentions; the units an entity is mentioned by (the index lists them by
+     * ascending slot). */
     size_t (*unit_entities)(void *udata, uint32_t slot, const uint32_t **out);
     size_t (*entity_units)(void *udata, uint32_t entity, const uint32_t **out);
     /* A unit's stored (semantic and causal) links, both directions. */
@@ -277,9 +278,9 @@ typedef struct eg_recall_graph_s {
 
 /* The graph arm from seeds (the best semantic hits, <= 20 at cosine >= 0.3): every allowed unit
  * other than the seeds scores tanh(0.5 shared) over the (seed, entity) pairs it shares with
- * them (at most 200 units looked at per entity), plus the weight of its strongest semantic link
- * and of its strongest causal link to a seed. Writes the best k to out (room for k), best first
- * (ties by lower slot), and returns the count. */
+ * them (of an entity with more than 200 units, the last 200 of its list are looked at), plus the
+ * weight of its strongest semantic link and of its strongest causal link to a seed. Writes the best
+ * k to out (room for k), best first (ties by lower slot), and returns the count. */
 size_t eg_recall_graph_arm(eg_arena_t *a, const eg_recall_graph_t *g, const eg_hit_t *seeds,
                            size_t nseeds, size_t k, eg_hit_t *out);
 

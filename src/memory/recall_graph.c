@@ -65,8 +65,12 @@ size_t eg_recall_graph_arm(eg_arena_t *a, const eg_recall_graph_t *g, const eg_h
         for (size_t e = 0; e < ne; e++) {
             size_t nu = g->entity_units(g->udata, ents[e], &units);
 
-            if (nu > EG_RECALL_GRAPH_ENTITY_UNITS)
+            /* A very common entity (the user's own name) is looked at through its last 200
+             * units: the index keeps them by slot, so those are mostly the latest stored. */
+            if (nu > EG_RECALL_GRAPH_ENTITY_UNITS) {
+                units += nu - EG_RECALL_GRAPH_ENTITY_UNITS;
                 nu = EG_RECALL_GRAPH_ENTITY_UNITS;
+            }
             for (size_t j = 0; j < nu; j++) {
                 bool added;
                 uint32_t *idx;
