@@ -245,7 +245,8 @@ int eg_bm25_add(eg_bm25_t *bm, uint32_t doc, const char *const *terms, size_t n)
             continue;
         ids[len++] = intern(bm, terms[i], tl);
     }
-    qsort(ids, len, sizeof(uint32_t), cmp_u32);
+    if (len > 1) /* qsort(NULL, 0) is undefined: a document may have no terms */
+        qsort(ids, len, sizeof(uint32_t), cmp_u32);
     for (size_t i = 0; i < len;) {
         size_t j = i + 1;
         while (j < len && ids[j] == ids[i])
