@@ -98,7 +98,9 @@ typedef void (*eg_mindex_fn)(void *udata, int err, eg_mindex_t *ix);
 
 /* Get the bank's index loaded and caught up with every write acknowledged before this call (see
  * above). cb always runs later, from the loop (catching up takes a round trip). Concurrent
- * acquires of one bank share one load. Returns 0 (cb runs once) or EG_EINVAL / EG_EUNAVAIL. */
+ * acquires of one bank share one load. Returns 0 (cb runs once) or EG_EINVAL / EG_EUNAVAIL (not
+ * initialised, or no Redis connection is ready). cb's error is a store error, or EG_ECANCELED
+ * when eg_mindex_shutdown came first. */
 int eg_mindex_acquire(const char *ws_id, const char *bank_id, eg_mindex_fn cb, void *udata);
 
 /* Forget a bank's index in this process (after deleting the bank). */
@@ -113,17 +115,24 @@ size_t eg_mindex_total_bytes(size_t *nbanks);
 eg_mindex_t *eg_mindex_new(size_t dim);
 void eg_mindex_free(eg_mindex_t *ix);
 
+/* Make room for n units without reallocating (a loader that knows the bank's size avoids the
+ * growth slack). Never shrinks. */
+void eg_mindex_reserve(eg_mindex_t *ix, size_t n);
+
 /* Add or replace a unit: its metadata, vector, BM25 terms of text + context, tags, entities (which
  * must have been put first; unknown ids are skipped), document membership (the document is
- * created as a stub when absent) and links (to units not in the index yet they are kept pending
- * and resolved when that unit arrives; the reverse side is added too). 0 or EG_EINVAL. */
+ * created as a stub when absent, and dropped with its last unit while it has no record) and links
+ * (to units not in the index yet they are kept pending and resolved when that unit arrives; the
+ * reverse side is added too; temporal ones are skipped). Replacing a unit replaces its links on
+ * both sides. vec NULL keeps the unit's vector (zeros for a new unit). 0 or EG_EINVAL. */
 int eg_mindex_put_unit(eg_mindex_t *ix, const eg_mem_unit_t *u, const float *vec,
                        const eg_mem_link_t *links, size_t nlinks);
 
 /* Remove a unit and its links (both sides), entity and document membership. 0 or EG_ENOTFOUND. */
 int eg_mindex_remove_unit(eg_mindex_t *ix, const char *unit_id);
 
-/* Add or replace an entity / a document record. */
+/* Add or replace an entity / a document record. Removing an entity takes it out of its units;
+ * removing a document detaches its units (their doc and chunk become EG_MINDEX_NONE). */
 int eg_mindex_put_entity(eg_mindex_t *ix, const eg_mem_entity_t *e);
 int eg_mindex_remove_entity(eg_mindex_t *ix, const char *entity_id);
 int eg_mindex_put_doc(eg_mindex_t *ix, const eg_mem_doc_t *d);
@@ -171,11 +180,12 @@ const uint32_t *eg_mindex_by_time(eg_mindex_t *ix, size_t *n);
 
 /* Temporal neighbours of slot: live units whose event time (occurred_start, else mentioned_at)
  * lies within window_us of its own, nearest first, at most max, as links of type temporal with
- * weight max(0.3, 1 - dh/24) for window 24 h. Returns the count. */
+ * weight max(0.3, 1 - dt/window_us) (1 - dh/24 for a 24 h window). Invalidated units and units
+ * without an event time are skipped. Returns the count. */
 size_t eg_mindex_time_near(eg_mindex_t *ix, uint32_t slot, int64_t window_us, size_t max,
                            eg_mindex_link_t *out);
 
-/* Heap bytes the index holds. */
+/* Heap bytes the index holds (with malloc's per-allocation overhead for its small arrays). */
 size_t eg_mindex_bytes(const eg_mindex_t *ix);
 
 #endif
