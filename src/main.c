@@ -14,6 +14,7 @@
 #include "engram/faces.h"
 #include "engram/http.h"
 #include "engram/log.h"
+#include "engram/mindex.h"
 #include "engram/store.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
@@ -43,6 +44,7 @@ static void on_webhooks_stopped(void *udata)
     app_t *app = udata;
 
     eg_log_info("webhook deliveries stopped; closing Redis");
+    eg_mindex_shutdown();
     eg_store_shutdown(on_store_closed, app);
 }
 
@@ -135,6 +137,7 @@ static int serve(int argc, char **argv, int first)
         return 2;
     }
     eg_tenancy_init(app.loop, app.cfg.auth_cache_ttl_ms);
+    eg_mindex_init(app.loop, app.cfg.index_memory_bytes);
     if (eg_webhooks_start(app.loop) != 0)
         return 2;
 

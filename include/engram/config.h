@@ -29,6 +29,7 @@ typedef struct eg_config_s {
     size_t max_output_bytes;    /* ENGRAM_MAX_OUTPUT_BUFFER before a conn is paused, 1m */
     uint64_t ws_ping_ms;               /* ENGRAM_WS_PING_INTERVAL, default 30s */
     uint64_t auth_cache_ttl_ms; /* ENGRAM_AUTH_CACHE_TTL, default 30s */
+    size_t index_memory_bytes;  /* ENGRAM_INDEX_MEMORY cap of the bank indexes, 1g; 0 = none */
     eg_log_level_t log_level;   /* ENGRAM_LOG_LEVEL, default info */
     bool access_log;            /* ENGRAM_ACCESS_LOG, default true */
     char cors_origins[1024];    /* ENGRAM_CORS_ORIGINS comma list or "*", default "*" */

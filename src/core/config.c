@@ -83,6 +83,10 @@ static const eg_opt_t eg_opts[] = {
      "WebSocket server ping interval; a peer silent for 2.5 intervals is disconnected."},
     {"auth-cache-ttl", "ENGRAM_AUTH_CACHE_TTL", EG_OPT_DURATION, EG_OFF(auth_cache_ttl_ms), 0,
      EG_DAY_MS, "30s", "DURATION", "How long a verified API key is cached (0 disables)."},
+    {"index-memory", "ENGRAM_INDEX_MEMORY", EG_OPT_SIZE, EG_OFF(index_memory_bytes), 0,
+     1024 * EG_GIB, "1g", "SIZE",
+     "Memory for the in-process indexes of memory banks; the least recently used banks are "
+     "evicted past it (0 = no limit)."},
     {"log-level", "ENGRAM_LOG_LEVEL", EG_OPT_LEVEL, EG_OFF(log_level), 0, 0, "info", "LEVEL",
      "Least severe log level written: debug, info, warn, error or off."},
     {"access-log", "ENGRAM_ACCESS_LOG", EG_OPT_BOOL, EG_OFF(access_log), 0, 0, "on", "BOOL",
