@@ -1,0 +1,251 @@
+/* Memories (engram/memories.h): curated edits of one memory unit.
+ *
+ * A read-modify-write with compare-and-set: read the record, apply the edit, and write it back
+ * with eg_mem_unit_replace only if its updated_at is still the one read; a concurrent writer
+ * makes that EG_ECONFLICT, and the edit starts over from a fresh read (at most
+ * EG_MEMORIES_PATCH_TRIES times). A new text is re-embedded with the builtin embedder at the
+ * dimension of the bank's vectors; entity names are looked up among the bank's entities by
+ * folded name in its index. The edited memory is read back for the answer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engram/embed.h"
+#include "engram/error.h"
+#include "engram/util.h"
+#include "memories_int.h"
+
+typedef struct patch_req_s {
+    eg__memreq_t r;
+    char *unit_id;
+    eg_memory_patch_t p; /* strings copied into the arena */
+    eg_memory_patch_fn cb;
+    int tries;
+    eg_mem_unit_t *u; /* the record being edited (arena) */
+    int64_t expect;   /* its updated_at as read */
+    float *vec;       /* new embedding, or NULL */
+    size_t dim;
+    char why[320];
+} patch_req_t;
+
+static void patch_done(patch_req_t *pr, int err, const eg_memory_t *m)
+{
+    pr->cb(pr->r.udata, err, err == EG_EINVAL && pr->why[0] ? pr->why : NULL, err ? NULL : m);
+    eg__memreq_free(pr);
+}
+
+static int patch_read(patch_req_t *pr);
+
+static void on_patch_reread(void *udata, int err, eg_memory_t *items, size_t n, const uint32_t *pos)
+{
+    patch_req_t *pr = udata;
+
+    (void)pos;
+    if (err == 0 && n == 0)
+        err = EG_ENOTFOUND; /* deleted right after the edit */
+    patch_done(pr, err, err ? NULL : &items[0]);
+}
+
+static void on_patch_written(void *udata, int err, int64_t n)
+{
+    patch_req_t *pr = udata;
+    const char *ids[1];
+
+    (void)n;
+    if (err == EG_ECONFLICT && pr->tries < EG_MEMORIES_PATCH_TRIES) {
+        err = patch_read(pr); /* somebody else wrote it in between: start over */
+        if (err)
+            patch_done(pr, err, NULL);
+        return;
+    }
+    if (err == EG_EINVAL) /* an entity went away meanwhile, or the record moved */
+        snprintf(pr->why, sizeof(pr->why), "Memory unit '%s' changed during the edit; retry",
+                 pr->unit_id);
+    if (err) {
+        patch_done(pr, err, NULL);
+        return;
+    }
+    ids[0] = pr->unit_id;
+    err = eg__mem_fetch(&pr->r.arena, pr->r.ws_id, pr->r.bank_id, ids, 1, on_patch_reread, pr);
+    if (err)
+        patch_done(pr, err, NULL);
+}
+
+static void patch_write(patch_req_t *pr)
+{
+    int rc = eg_mem_unit_replace(pr->r.ws_id, pr->r.bank_id, pr->u, pr->vec, pr->dim, pr->expect,
+                                 on_patch_written, pr);
+
+    if (rc)
+        patch_done(pr, rc, NULL);
+}
+
+/* Entity names -> ids of existing entities by folded name (duplicates once). */
+static int resolve_entities(patch_req_t *pr, eg_mindex_t *ix)
+{
+    eg_arena_t *a = &pr->r.arena;
+    const char **ids = eg_arena_alloc(a, (pr->p.nentities ? pr->p.nentities : 1) * sizeof(*ids));
+    size_t n = 0;
+
+    for (size_t i = 0; i < pr->p.nentities; i++) {
+        const char *folded = eg_mem_entity_fold(a, pr->p.entities[i]);
+        const eg_mindex_entity_t *e;
+        uint32_t idx;
+        bool dup = false;
+
+        if (folded == NULL || folded[0] == '\0')
+            continue; /* a name with no letters or digits names nothing */
+        if (eg_mindex_entity_by_folded(ix, folded, &idx) != 0 ||
+            (e = eg_mindex_entity(ix, idx)) == NULL) {
+            snprintf(pr->why, sizeof(pr->why),
+                     "Entity '%.200s' is not in this bank; a curated edit can only attach "
+                     "entities the bank already has",
+                     pr->p.entities[i]);
+            return EG_EINVAL;
+        }
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(ids[k], e->id) == 0;
+        if (!dup && n < EG_MEM_ENTITIES_MAX)
+            ids[n++] = eg_arena_strdup(a, e->id);
+    }
+    pr->u->entity_ids = ids;
+    pr->u->nentities = n;
+    return 0;
+}
+
+static void on_patch_index(void *udata, int err, eg_mindex_t *ix)
+{
+    patch_req_t *pr = udata;
+
+    if (err) {
+        patch_done(pr, err, NULL);
+        return;
+    }
+    if (pr->p.set_entities && (err = resolve_entities(pr, ix)) != 0) {
+        patch_done(pr, err, NULL);
+        return;
+    }
+    if (pr->p.text) {
+        pr->dim = eg_mindex_dim(ix) ? eg_mindex_dim(ix) : EG_EMBED_DEFAULT_DIM;
+        pr->vec = eg_arena_alloc(&pr->r.arena, pr->dim * sizeof(float));
+        eg_embed_builtin_vec(pr->u->text, strlen(pr->u->text), pr->vec, pr->dim);
+    }
+    patch_write(pr);
+}
+
+/* Apply the edit to the record just read; true when its content changed. */
+static bool apply(patch_req_t *pr, int64_t now)
+{
+    eg_mem_unit_t *u = pr->u;
+    const eg_memory_patch_t *p = &pr->p;
+    bool content = false;
+
+    if (p->text && strcmp(p->text, u->text) != 0) {
+        u->text = p->text;
+        content = true;
+    }
+    if (p->context && strcmp(p->context, u->context) != 0) {
+        u->context = p->context;
+        content = true;
+    }
+    if (p->set_occurred_start && p->occurred_start != u->occurred_start) {
+        u->occurred_start = p->occurred_start;
+        content = true;
+    }
+    if (p->set_occurred_end && p->occurred_end != u->occurred_end) {
+        u->occurred_end = p->occurred_end;
+        content = true;
+    }
+    if (p->set_type && p->type != u->type) {
+        u->type = p->type;
+        content = true;
+    }
+    if (p->set_entities)
+        content = true;
+    if (p->set_state && p->invalidated) {
+        if (!u->invalidated)
+            u->invalidated_at = now;
+        u->invalidated = true;
+        u->invalidation_reason = p->reason;
+    } else if (p->set_state) {
+        u->invalidated = false;
+        u->invalidation_reason = NULL;
+        u->invalidated_at = EG_MEM_TIME_NONE;
+    }
+    if (content)
+        u->edited_at = now;
+    u->updated_at = now > u->updated_at ? now : u->updated_at + 1;
+    return content;
+}
+
+static void on_patch_read(void *udata, int err, const eg_mem_unit_t *const *units, size_t n)
+{
+    patch_req_t *pr = udata;
+    int64_t now = eg_now_ms() * 1000;
+
+    if (err == 0 && (n < 1 || units[0] == NULL))
+        err = EG_ENOTFOUND;
+    if (err) {
+        patch_done(pr, err, NULL);
+        return;
+    }
+    if (units[0]->type == EG_FACT_OBSERVATION) {
+        snprintf(pr->why, sizeof(pr->why),
+                 "Memory %s is a observation; only world/experience facts can be curated",
+                 pr->unit_id);
+        patch_done(pr, EG_EINVAL, NULL);
+        return;
+    }
+    pr->u = eg__mem_unit_copy(&pr->r.arena, units[0]);
+    pr->expect = units[0]->updated_at;
+    pr->vec = NULL;
+    pr->dim = 0;
+    apply(pr, now);
+    if (pr->p.text || pr->p.set_entities) {
+        /* The index gives the vectors' dimension and the entities by name. */
+        err = eg_mindex_acquire(pr->r.ws_id, pr->r.bank_id, on_patch_index, pr);
+        if (err)
+            patch_done(pr, err, NULL);
+        return;
+    }
+    patch_write(pr);
+}
+
+static int patch_read(patch_req_t *pr)
+{
+    const char *ids[1] = {pr->unit_id};
+
+    pr->tries++;
+    return eg_mem_units_get(pr->r.ws_id, pr->r.bank_id, ids, 1, on_patch_read, pr);
+}
+
+int eg_memories_patch(const char *ws_id, const char *bank_id, const char *unit_id,
+                      const eg_memory_patch_t *p, eg_memory_patch_fn cb, void *udata)
+{
+    patch_req_t *pr;
+    eg_arena_t *a;
+    int rc;
+
+    if (ws_id == NULL || bank_id == NULL || unit_id == NULL || p == NULL || cb == NULL ||
+        (p->text && p->text[0] == '\0') ||
+        (p->set_type && p->type != EG_FACT_WORLD && p->type != EG_FACT_EXPERIENCE))
+        return EG_EINVAL;
+    pr = eg__memreq_new(sizeof(*pr), ws_id, bank_id, udata);
+    a = &pr->r.arena;
+    pr->unit_id = eg_arena_strdup(a, unit_id);
+    pr->cb = cb;
+    pr->p = *p;
+    pr->p.text = eg_arena_strdup(a, p->text);
+    pr->p.context = eg_arena_strdup(a, p->context);
+    pr->p.reason = eg_arena_strdup(a, p->reason);
+    if (p->set_entities && p->nentities) {
+        const char **v = eg_arena_alloc(a, p->nentities * sizeof(*v));
+
+        for (size_t i = 0; i < p->nentities; i++)
+            v[i] = eg_arena_strdup(a, p->entities[i]);
+        pr->p.entities = v;
+    }
+    rc = patch_read(pr);
+    if (rc)
+        eg__memreq_free(pr);
+    return rc;
+}
