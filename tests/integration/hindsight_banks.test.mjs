@@ -64,8 +64,8 @@ test('health, liveness and version are face-local and public', async () => {
 
 test('unknown routes answer {"detail":"Not Found"}; unimplemented bank routes stay 404', async () => {
     assert.equal(detail(await a('GET', `${P}/nope`), 404), 'Not Found');
-    assert.equal(detail(await a('GET', `${bank('x')}/stats`), 404), 'Not Found');
-    assert.equal(detail(await a('POST', `${bank('x')}/memories/recall`, {}), 404), 'Not Found');
+    assert.equal(detail(await a('GET', `${bank('x')}/mental-models`), 404), 'Not Found');
+    assert.equal(detail(await a('POST', `${bank('x')}/reflect`, {}), 404), 'Not Found');
 });
 
 test('401 {"detail":...} without a key or with a wrong key; bare key accepted', async () => {

@@ -296,28 +296,20 @@ void eg__hs_verr_cfg(cJSON *errs, const char *f1, const char *f2, const eg_bank_
     case EG_BANK_CFG_TOO_LARGE:
         verr_range(errs, "body", f1, f2, false, k->max, input);
         return;
-    case EG_BANK_CFG_BAD_CHOICE: {
-        eg_buf_t b = EG_BUF_INIT;
-        cJSON *ctx = cJSON_CreateObject();
-        size_t n = 0;
-
-        while (k->values[n])
-            n++;
-        eg_buf_puts(&b, "Input should be ");
-        for (size_t i = 0; i < n; i++) {
-            eg_buf_printf(&b, "%s'%s'", i == 0 ? "" : (i + 1 == n ? " or " : ", "), k->values[i]);
-        }
-        eg_buf_puts(&b, ""); /* NUL-terminates */
-        cJSON_AddStringToObject(ctx, "expected", b.data + strlen("Input should be "));
-        eg__hs_verr(errs, "body", f1, f2, "literal_error", b.data, input, ctx);
-        eg_buf_free(&b);
+    case EG_BANK_CFG_BAD_CHOICE:
+        eg__hs_verr_literal(errs, "body", f1, f2, k->values, input);
         return;
-    }
     }
 }
 
 bool eg__hs_query_int(eg_req_t *req, const char *name, int64_t def, int64_t min, int64_t *out,
                       cJSON *errs)
+{
+    return eg__hs_query_int_in(req, name, def, min, INT64_MAX, out, errs);
+}
+
+bool eg__hs_query_int_in(eg_req_t *req, const char *name, int64_t def, int64_t min, int64_t max,
+                         int64_t *out, cJSON *errs)
 {
     const char *v = eg_req_query(req, name);
     cJSON *input;
@@ -333,13 +325,124 @@ bool eg__hs_query_int(eg_req_t *req, const char *name, int64_t def, int64_t min,
         cJSON_Delete(input);
         return false;
     }
-    if (*out < min) {
-        verr_range(errs, "query", name, NULL, true, min, input);
+    if (*out < min || *out > max) {
+        verr_range(errs, "query", name, NULL, *out < min, *out < min ? min : max, input);
         cJSON_Delete(input);
         return false;
     }
     cJSON_Delete(input);
     return true;
+}
+
+bool eg__hs_query_bool(eg_req_t *req, const char *name, bool def, bool *out, cJSON *errs)
+{
+    static const char *const truthy[] = {"true", "1", "yes", "on", "t", "y"};
+    static const char *const falsy[] = {"false", "0", "no", "off", "f", "n"};
+    const char *v = eg_req_query(req, name);
+    cJSON *input;
+
+    *out = def;
+    if (v == NULL)
+        return true;
+    for (size_t i = 0; i < EG_ARRAY_SIZE(truthy); i++) {
+        if (eg_strcaseeq(v, truthy[i]) || eg_strcaseeq(v, falsy[i])) {
+            *out = eg_strcaseeq(v, truthy[i]);
+            return true;
+        }
+    }
+    input = cJSON_CreateString(v);
+    eg__hs_verr(errs, "query", name, NULL, "bool_parsing",
+                "Input should be a valid boolean, unable to interpret input", input, NULL);
+    cJSON_Delete(input);
+    return false;
+}
+
+void eg__hs_verr_literal(cJSON *errs, const char *where, const char *f1, const char *f2,
+                         const char *const *values, const cJSON *input)
+{
+    eg_buf_t b = EG_BUF_INIT;
+    cJSON *ctx = cJSON_CreateObject();
+    size_t n = 0;
+
+    while (values[n])
+        n++;
+    eg_buf_puts(&b, "Input should be ");
+    for (size_t i = 0; i < n; i++)
+        eg_buf_printf(&b, "%s'%s'", i == 0 ? "" : (i + 1 == n ? " or " : ", "), values[i]);
+    eg_buf_puts(&b, ""); /* NUL-terminates */
+    cJSON_AddStringToObject(ctx, "expected", b.data + strlen("Input should be "));
+    eg__hs_verr(errs, where, f1, f2, "literal_error", b.data, input, ctx);
+    eg_buf_free(&b);
+}
+
+bool eg__hs_query_enum(eg_req_t *req, const char *name, const char *const *values, const char *def,
+                       const char **out, cJSON *errs)
+{
+    const char *v = eg_req_query(req, name);
+    cJSON *input;
+
+    *out = def;
+    if (v == NULL)
+        return true;
+    for (size_t i = 0; values[i]; i++) {
+        if (strcmp(v, values[i]) == 0) {
+            *out = values[i];
+            return true;
+        }
+    }
+    input = cJSON_CreateString(v);
+    eg__hs_verr_literal(errs, "query", name, NULL, values, input);
+    cJSON_Delete(input);
+    return false;
+}
+
+bool eg__hs_opt_strings(eg_req_t *req, const cJSON *obj, const char *field, const char ***out,
+                        size_t *n, cJSON *errs)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field), *e;
+    int i = 0, nerr0 = cJSON_GetArraySize(errs);
+    const char **s;
+
+    if (v == NULL || cJSON_IsNull(v))
+        return false;
+    if (!cJSON_IsArray(v)) {
+        eg__hs_verr(errs, "body", field, NULL, "list_type", "Input should be a valid list", v,
+                    NULL);
+        return false;
+    }
+    s = eg_arena_alloc(&req->arena, ((size_t)cJSON_GetArraySize(v) + 1) * sizeof(*s));
+    *n = 0;
+    cJSON_ArrayForEach(e, v)
+    {
+        if (cJSON_IsString(e)) {
+            s[(*n)++] = e->valuestring;
+        } else {
+            /* loc ["body", field, i]: the index is a number, as pydantic writes it. */
+            cJSON *err = cJSON_CreateObject(), *loc;
+
+            cJSON_AddStringToObject(err, "type", "string_type");
+            loc = cJSON_AddArrayToObject(err, "loc");
+            cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
+            cJSON_AddItemToArray(loc, cJSON_CreateString(field));
+            cJSON_AddItemToArray(loc, cJSON_CreateNumber(i));
+            cJSON_AddStringToObject(err, "msg", "Input should be a valid string");
+            cJSON_AddItemToObject(err, "input", cJSON_Duplicate(e, true));
+            cJSON_AddItemToArray(errs, err);
+        }
+        i++;
+    }
+    *out = s;
+    return cJSON_GetArraySize(errs) == nerr0;
+}
+
+void eg__hs_add_time_us(cJSON *obj, const char *name, int64_t us)
+{
+    char when[EG_TEXT_ISO_MAX];
+
+    if (us == INT64_MIN) /* EG_MEM_TIME_NONE */
+        return;
+    eg_text_format_iso(us, when);
+    cJSON_AddStringToObject(obj, name, when);
 }
 
 const char *eg__hs_bank_id(eg_req_t *req)
@@ -527,5 +630,15 @@ int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
     }
     int rc = eg__hs_banks_mount(r);
 
-    return rc != 0 ? rc : eg__hs_webhooks_mount(r);
+    if (rc == 0)
+        rc = eg__hs_webhooks_mount(r);
+    if (rc == 0)
+        rc = eg__hs_memories_mount(r);
+    if (rc == 0)
+        rc = eg__hs_browse_mount(r);
+    if (rc == 0)
+        rc = eg__hs_documents_mount(r);
+    if (rc == 0)
+        rc = eg__hs_operations_mount(r);
+    return rc;
 }

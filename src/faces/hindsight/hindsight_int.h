@@ -22,6 +22,13 @@ int eg__hs_banks_mount(eg_router_t *r);
 /* Bank webhook routes (webhooks.c). */
 int eg__hs_webhooks_mount(eg_router_t *r);
 
+/* Memory unit routes other than retain and recall (memories.c); graph, tags, entities, stats
+ * (browse.c); documents and chunks (documents.c); operations (operations.c). */
+int eg__hs_memories_mount(eg_router_t *r);
+int eg__hs_browse_mount(eg_router_t *r);
+int eg__hs_documents_mount(eg_router_t *r);
+int eg__hs_operations_mount(eg_router_t *r);
+
 /* Drop null-valued object members recursively, except members named in keep (NULL-terminated,
  * may be NULL): fields the spec marks required and nullable. */
 void eg__hs_strip_nulls(cJSON *j, const char *const *keep);
@@ -62,6 +69,32 @@ bool eg__hs_opt_bool(const cJSON *obj, const char *f1, const char *f2, bool *out
 /* An integer query parameter >= min, default def; false after adding a validation error. */
 bool eg__hs_query_int(eg_req_t *req, const char *name, int64_t def, int64_t min, int64_t *out,
                       cJSON *errs);
+
+/* The same with an upper bound too (pydantic's ge/le on a query parameter). */
+bool eg__hs_query_int_in(eg_req_t *req, const char *name, int64_t def, int64_t min, int64_t max,
+                         int64_t *out, cJSON *errs);
+
+/* A boolean query parameter (pydantic's lax words: true/false, 1/0, yes/no, on/off, t/f, y/n),
+ * default def; false after adding a validation error. */
+bool eg__hs_query_bool(eg_req_t *req, const char *name, bool def, bool *out, cJSON *errs);
+
+/* A query parameter that must be one of values (NULL-terminated; a Literal in the spec), default
+ * def; false after adding a literal_error. */
+bool eg__hs_query_enum(eg_req_t *req, const char *name, const char *const *values, const char *def,
+                       const char **out, cJSON *errs);
+
+/* Add pydantic's literal_error ("Input should be 'a', 'b' or 'c'") at loc [where, f1, f2]. */
+void eg__hs_verr_literal(cJSON *errs, const char *where, const char *f1, const char *f2,
+                         const char *const *values, const cJSON *input);
+
+/* An optional list[str] body field: false when absent or null (out untouched) or after adding
+ * validation errors (list_type, or string_type at [body, field, i]); true with the strings in
+ * the request arena. */
+bool eg__hs_opt_strings(eg_req_t *req, const cJSON *obj, const char *field, const char ***out,
+                        size_t *n, cJSON *errs);
+
+/* Add an ISO timestamp member (µs, Python isoformat), or nothing for EG_MEM_TIME_NONE. */
+void eg__hs_add_time_us(cJSON *obj, const char *name, int64_t us);
 
 /* Word a refused config value the way pydantic does, at loc [where, f1, f2]. */
 void eg__hs_verr_cfg(cJSON *errs, const char *f1, const char *f2, const eg_bank_cfg_key_t *k,
