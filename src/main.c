@@ -15,6 +15,7 @@
 #include "engram/http.h"
 #include "engram/log.h"
 #include "engram/mindex.h"
+#include "engram/retain.h"
 #include "engram/store.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
@@ -48,13 +49,22 @@ static void on_webhooks_stopped(void *udata)
     eg_store_shutdown(on_store_closed, app);
 }
 
-static void on_drained(void *udata)
+static void on_retain_stopped(void *udata)
 {
     app_t *app = udata;
 
     /* Running webhook attempts get a few seconds to finish and be logged while Redis is up. */
-    eg_log_info("all connections closed; stopping webhook deliveries");
+    eg_log_info("retain worker stopped; stopping webhook deliveries");
     eg_webhooks_stop(on_webhooks_stopped, app);
+}
+
+static void on_drained(void *udata)
+{
+    app_t *app = udata;
+
+    /* Running retain jobs finish (or are left to be taken over) before Redis closes. */
+    eg_log_info("all connections closed; stopping the retain worker");
+    eg_retain_stop(on_retain_stopped, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -139,6 +149,8 @@ static int serve(int argc, char **argv, int first)
     eg_tenancy_init(app.loop, app.cfg.auth_cache_ttl_ms);
     eg_mindex_init(app.loop, app.cfg.index_memory_bytes);
     if (eg_webhooks_start(app.loop) != 0)
+        return 2;
+    if (eg_retain_start(app.loop) != 0)
         return 2;
 
     app.router = eg_router_new();
