@@ -637,3 +637,65 @@ Test(retain, rerun_of_an_async_batch_writes_nothing_twice)
         cr_assert_eq(hlen("d"), 3);
     }
 }
+
+/* An extractor that answers later from the loop (as an LLM provider will): the builtin's facts,
+ * delivered by a timer. Exercises the pipeline's path for providers that are not the builtin. */
+typedef struct {
+    uv_timer_t t;
+    eg_extractor_t *x;
+    eg_extract_result_t res;
+    eg_extract_cb cb;
+    void *udata;
+} later_t;
+
+static int later_calls;
+
+static void later_fire(uv_timer_t *t)
+{
+    later_t *l = t->data;
+    l->cb(l->x, 0, &l->res, l->udata);
+    uv_close((uv_handle_t *)&l->t, (uv_close_cb)free);
+}
+
+static int later_extract(eg_extractor_t *x, eg_arena_t *a, const eg_extract_input_t *in,
+                         eg_extract_cb cb, void *udata)
+{
+    later_t *l = calloc(1, sizeof(*l));
+    later_calls++;
+    eg_extract_builtin_run(a, in, &l->res);
+    l->res.usage.input_tokens = 7; /* a provider that reports usage */
+    l->x = x;
+    l->cb = cb;
+    l->udata = udata;
+    uv_timer_init(&T.loop, &l->t);
+    l->t.data = l;
+    uv_timer_start(&l->t, later_fire, 1, 0);
+    return 0;
+}
+
+static void later_destroy(eg_extractor_t *x)
+{
+    free(x);
+}
+
+Test(retain, asynchronous_provider)
+{
+    eg_extractor_t *x = calloc(1, sizeof(*x));
+    x->name = "later";
+    x->extract = later_extract;
+    x->destroy = later_destroy;
+    eg_retain_set_providers(x, NULL);
+
+    eg_retain_item_t items[2] = {
+        item("Nadia sings in a jazz band. Omar coaches a chess club.", "doc-a"),
+        item("Pia grows tomatoes on her balcony.", "doc-b"),
+    };
+    rres_t r;
+    later_calls = 0;
+    cr_assert_eq(retain(items, 2, false, NULL, &r), 0);
+    cr_assert_eq(later_calls, 2); /* one call per chunk */
+    cr_assert_eq(r.res.units, 3);
+    cr_assert_eq(r.res.documents, 2);
+    cr_assert_eq(r.res.usage.input_tokens, 14);
+    cr_assert_eq(snapshot().units, 3);
+}
