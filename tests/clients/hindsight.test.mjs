@@ -107,3 +107,93 @@ test('without apiKey the SDK works on the anonymous workspace, isolated from key
     await assert.rejects(hc.getBankProfile(id), (e) => (e.statusCode ?? e.status) === 404);
     await anon.deleteBank(id);
 });
+
+// ---- the memory path through the SDK: retain, recall, list, documents, entities, operations ----
+
+const sdkFacts = [
+    { content: 'Alice works at Google in Zurich as a site reliability engineer.', timestamp: '2024-03-01T09:00:00Z', tags: ['user:alice'], document_id: 'profile-alice' },
+    { content: 'Bob adopted a beagle named Pixel.', timestamp: new Date('2024-03-02T09:00:00Z'), tags: ['user:bob'], context: 'chat with Bob' },
+    { content: 'Carol is allergic to peanuts.', timestamp: '2024-03-03T09:00:00Z', tags: ['user:carol'] },
+];
+
+test('retain (single) and retainBatch with tags, timestamps and document ids; recall finds them', async () => {
+    const id = uniqueName('sdkmem');
+    const one = await hc.retain(id, 'Dana drives a red Volvo.', { timestamp: '2024-02-01T10:00:00Z', documentId: 'car', tags: ['user:dana'], context: 'garage' });
+    assert.equal(one.success, true);
+    assert.equal(one.items_count, 1);
+    const batch = await hc.retainBatch(id, sdkFacts);
+    assert.equal(batch.items_count, 3);
+    assert.equal(batch.async, false);
+
+    const r = await hc.recall(id, 'What car does Dana drive?');
+    assert.match(r.results[0].text, /red Volvo/);
+    assert.equal(r.results[0].document_id, 'car');
+    assert.equal(r.results[0].context, 'garage');
+    assert.deepEqual(r.results[0].tags, ['user:dana']);
+    assert.ok(r.entities && r.entities.Dana, JSON.stringify(r.entities)); // entities on by default
+
+    const noEnt = await hc.recall(id, 'beagle', { includeEntities: false, budget: 'low' });
+    assert.equal(noEnt.entities, undefined);
+    assert.match(noEnt.results[0].text, /Pixel/);
+
+    const chunks = await hc.recall(id, 'peanuts', { includeChunks: true, maxChunkTokens: 1000, trace: true, budget: 'high' });
+    const top = chunks.results[0];
+    assert.match(top.text, /peanuts/);
+    assert.ok(chunks.chunks[top.chunk_id], JSON.stringify(chunks.chunks));
+    assert.ok(chunks.trace);
+
+    const typed = await hc.recall(id, 'Alice Google', { types: ['experience'] });
+    assert.deepEqual(typed.results, []);
+    const tagged = await hc.recall(id, 'Alice Google beagle peanuts Volvo', { tags: ['user:carol'], tagsMatch: 'any_strict' });
+    assert.ok(tagged.results.length >= 1);
+    for (const x of tagged.results) assert.deepEqual(x.tags, ['user:carol']);
+});
+
+test('async retain through the SDK completes as an operation', async () => {
+    const id = uniqueName('sdkasync');
+    const res = await hc.retainBatch(id, sdkFacts, { async: true });
+    assert.equal(res.async, true);
+    assert.ok(res.operation_id);
+    await waitFor(async () => {
+        const op = await sdk.getOperationStatus({ client: hc.client, path: { bank_id: id, operation_id: res.operation_id } });
+        return op.data?.status === 'completed';
+    }, { timeoutMs: 15000, what: 'operation completed' });
+    const ops = await sdk.listOperations({ client: hc.client, path: { bank_id: id } });
+    assert.ok(ops.data.operations.some((o) => o.id === res.operation_id), JSON.stringify(ops.data));
+    const r = await hc.recall(id, 'Who adopted a beagle?');
+    assert.match(r.results[0].text, /Bob adopted/);
+});
+
+test('listMemories, documents, entities and bank stats through the SDK; deleteBank empties it', async () => {
+    const id = uniqueName('sdklist');
+    await hc.retainBatch(id, sdkFacts);
+    const list = await hc.listMemories(id, { limit: 10 });
+    assert.equal(list.total, 3);
+    assert.equal(list.items.length, 3);
+    assert.equal(typeof list.items[0].entities, 'string'); // one comma-joined string, as Hindsight
+    const byDoc = await hc.listMemories(id, { documentId: 'profile-alice' });
+    assert.equal(byDoc.total, 1);
+    assert.match(byDoc.items[0].text, /Alice/);
+
+    const docs = await hc.listDocuments(id);
+    assert.ok(docs.items.some((d) => d.id === 'profile-alice'), JSON.stringify(docs));
+    const doc = await hc.getDocument(id, 'profile-alice');
+    assert.equal(doc.id, 'profile-alice');
+    assert.equal(doc.memory_unit_count, 1);
+    assert.equal(await hc.getDocument(id, 'no-such-document'), null);
+
+    const ents = await sdk.listEntities({ client: hc.client, path: { bank_id: id } });
+    assert.ok(ents.data.items.some((e) => e.canonical_name === 'Alice'), JSON.stringify(ents.data));
+    const stats = await sdk.getAgentStats({ client: hc.client, path: { bank_id: id } });
+    assert.equal(stats.data.bank_id, id);
+    assert.equal(stats.data.total_nodes, 3);
+    assert.equal(stats.data.total_documents, 2); // profile-alice, and one generated for the batch's other items
+
+    await hc.deleteDocument(id, 'profile-alice');
+    assert.equal((await hc.listMemories(id)).total, 2);
+    await hc.deleteBank(id);
+    const after = await hc.listMemories(id);
+    assert.equal(after.total, 0);
+    const r = await hc.recall(id, 'Alice');
+    assert.deepEqual(r.results, []);
+});

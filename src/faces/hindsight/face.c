@@ -84,15 +84,23 @@ void eg__hs_add_time(cJSON *obj, const char *name, int64_t ms)
 void eg__hs_verr(cJSON *errs, const char *where, const char *f1, const char *f2, const char *type,
                  const char *msg, const cJSON *input, cJSON *ctx)
 {
-    cJSON *e = cJSON_CreateObject(), *loc;
+    cJSON *loc = cJSON_CreateArray();
 
-    cJSON_AddStringToObject(e, "type", type);
-    loc = cJSON_AddArrayToObject(e, "loc");
     cJSON_AddItemToArray(loc, cJSON_CreateString(where));
     if (f1)
         cJSON_AddItemToArray(loc, cJSON_CreateString(f1));
     if (f1 && f2)
         cJSON_AddItemToArray(loc, cJSON_CreateString(f2));
+    eg__hs_verr_loc(errs, loc, type, msg, input, ctx);
+}
+
+void eg__hs_verr_loc(cJSON *errs, cJSON *loc, const char *type, const char *msg,
+                     const cJSON *input, cJSON *ctx)
+{
+    cJSON *e = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddItemToObject(e, "loc", loc);
     cJSON_AddStringToObject(e, "msg", msg);
     cJSON_AddItemToObject(e, "input", input ? cJSON_Duplicate(input, true) : cJSON_CreateNull());
     if (ctx)
@@ -640,5 +648,9 @@ int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
         rc = eg__hs_documents_mount(r);
     if (rc == 0)
         rc = eg__hs_operations_mount(r);
+    if (rc == 0)
+        rc = eg__hs_retain_mount(r);
+    if (rc == 0)
+        rc = eg__hs_recall_mount(r);
     return rc;
 }

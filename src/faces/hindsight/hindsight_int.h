@@ -29,6 +29,10 @@ int eg__hs_browse_mount(eg_router_t *r);
 int eg__hs_documents_mount(eg_router_t *r);
 int eg__hs_operations_mount(eg_router_t *r);
 
+/* Retain (retain.c) and recall (recall.c). */
+int eg__hs_retain_mount(eg_router_t *r);
+int eg__hs_recall_mount(eg_router_t *r);
+
 /* Drop null-valued object members recursively, except members named in keep (NULL-terminated,
  * may be NULL): fields the spec marks required and nullable. */
 void eg__hs_strip_nulls(cJSON *j, const char *const *keep);
@@ -44,6 +48,11 @@ void eg__hs_add_time(cJSON *obj, const char *name, int64_t ms);
  * NULL (rendered as null); ctx is adopted (may be NULL). */
 void eg__hs_verr(cJSON *errs, const char *where, const char *f1, const char *f2, const char *type,
                  const char *msg, const cJSON *input, cJSON *ctx);
+
+/* The same with any loc (an array of strings and list indexes, adopted), for nested fields such
+ * as ["body", "items", 0, "content"]. */
+void eg__hs_verr_loc(cJSON *errs, cJSON *loc, const char *type, const char *msg,
+                     const cJSON *input, cJSON *ctx);
 
 /* Shorthands for the common pydantic errors. */
 void eg__hs_verr_missing(cJSON *errs, const char *f1, const char *f2, const cJSON *parent);
