@@ -5,9 +5,9 @@
  * record is the public eg_mindex_unit_t (120 bytes) plus one small block holding its tag and
  * entity ids and, when it has any, its links; everything else a unit costs lives in the vector
  * and BM25 indexes. Memory is the point here (one process may hold many banks of 10^5 units), so
- * the maps store 4-byte values and read their keys back from the tables they index, arrays grow
- * by half rather than double, and eg__mx_alloc accounts for what malloc really uses (its chunk
- * header and rounding), not just what was asked for. */
+ * the maps store a value and a hash (8 bytes) and read keys back from the tables they index,
+ * arrays grow by half rather than double, and eg__mx_alloc accounts for what malloc really uses
+ * (its chunk header and rounding), not just what was asked for. */
 #include "engram/mindex.h"
 
 #include <stdlib.h>
@@ -90,60 +90,72 @@ void eg__smap_init(eg__smap_t *m, eg__mx_key_fn key)
 
 void eg__smap_free(eg_mindex_t *ix, eg__smap_t *m)
 {
-    eg__mx_free(ix, m->t, (size_t)m->cap * sizeof(uint32_t));
+    eg__mx_free(ix, m->t, (size_t)m->cap * sizeof(*m->t));
     m->t = NULL;
     m->cap = m->n = 0;
 }
 
-size_t eg__smap_bytes(const eg__smap_t *m)
+static uint32_t hash32(const char *key)
 {
-    return chunk_bytes((size_t)m->cap * sizeof(uint32_t));
-}
-
-static uint32_t home(const eg_mindex_t *ix, const eg__smap_t *m, uint32_t v)
-{
-    const char *k = m->key(ix, v);
-    return (uint32_t)(eg__mx_hash(k, strlen(k)) & (m->cap - 1));
+    return (uint32_t)eg__mx_hash(key, strlen(key));
 }
 
 uint32_t eg__smap_get(const eg_mindex_t *ix, const eg__smap_t *m, const char *key)
 {
-    uint32_t mask, i;
+    uint32_t mask, i, h;
 
     if (!m->cap || !key)
         return EG_MINDEX_NONE;
     mask = m->cap - 1;
-    for (i = (uint32_t)(eg__mx_hash(key, strlen(key)) & mask); m->t[i] != EG_MINDEX_NONE;
-         i = (i + 1) & mask)
-        if (strcmp(m->key(ix, m->t[i]), key) == 0)
-            return m->t[i];
+    h = hash32(key);
+    for (i = h & mask; m->t[i].v != EG_MINDEX_NONE; i = (i + 1) & mask)
+        if (m->t[i].h == h && strcmp(m->key(ix, m->t[i].v), key) == 0)
+            return m->t[i].v;
     return EG_MINDEX_NONE;
 }
 
-static void smap_insert(const eg_mindex_t *ix, eg__smap_t *m, uint32_t v)
+static void smap_insert(eg__smap_t *m, uint32_t v, uint32_t h)
 {
-    uint32_t i = home(ix, m, v);
+    uint32_t i = h & (m->cap - 1);
 
-    while (m->t[i] != EG_MINDEX_NONE)
+    while (m->t[i].v != EG_MINDEX_NONE)
         i = (i + 1) & (m->cap - 1);
-    m->t[i] = v;
+    m->t[i].v = v;
+    m->t[i].h = h;
+}
+
+/* Rehashing reads only the stored hashes, never the keys: at 10^5 entries that is a sequential
+ * pass over the table instead of a cache miss per entry into the table it indexes. */
+static void smap_resize(eg_mindex_t *ix, eg__smap_t *m, uint32_t ncap)
+{
+    eg__smap_ent_t *old = m->t;
+    uint32_t ocap = m->cap;
+
+    m->t = eg__mx_alloc(ix, (size_t)ncap * sizeof(*m->t));
+    for (uint32_t i = 0; i < ncap; i++)
+        m->t[i].v = EG_MINDEX_NONE;
+    m->cap = ncap;
+    for (uint32_t i = 0; i < ocap; i++)
+        if (old[i].v != EG_MINDEX_NONE)
+            smap_insert(m, old[i].v, old[i].h);
+    eg__mx_free(ix, old, (size_t)ocap * sizeof(*old));
+}
+
+void eg__smap_reserve(eg_mindex_t *ix, eg__smap_t *m, size_t n)
+{
+    uint32_t ncap = m->cap ? m->cap : 16;
+
+    /* Load at most 3/4: linear probes stay short. */
+    while (n * 4 > (size_t)ncap * 3)
+        ncap *= 2;
+    if (ncap != m->cap)
+        smap_resize(ix, m, ncap);
 }
 
 void eg__smap_put(eg_mindex_t *ix, eg__smap_t *m, uint32_t v)
 {
-    /* Load at most 3/4: linear probes stay short. */
-    if ((m->n + 1) * 4 > m->cap * 3) {
-        uint32_t *old = m->t, ocap = m->cap, ncap = m->cap ? m->cap * 2 : 16;
-
-        m->t = eg__mx_alloc(ix, (size_t)ncap * sizeof(uint32_t));
-        memset(m->t, 0xff, (size_t)ncap * sizeof(uint32_t));
-        m->cap = ncap;
-        for (uint32_t i = 0; i < ocap; i++)
-            if (old[i] != EG_MINDEX_NONE)
-                smap_insert(ix, m, old[i]);
-        eg__mx_free(ix, old, (size_t)ocap * sizeof(uint32_t));
-    }
-    smap_insert(ix, m, v);
+    eg__smap_reserve(ix, m, (size_t)m->n + 1);
+    smap_insert(m, v, hash32(m->key(ix, v)));
     m->n++;
 }
 
@@ -154,23 +166,23 @@ void eg__smap_del(eg_mindex_t *ix, eg__smap_t *m, uint32_t v)
     if (!m->cap)
         return;
     mask = m->cap - 1;
-    for (i = home(ix, m, v); m->t[i] != v; i = (i + 1) & mask)
-        if (m->t[i] == EG_MINDEX_NONE)
+    for (i = hash32(m->key(ix, v)) & mask; m->t[i].v != v; i = (i + 1) & mask)
+        if (m->t[i].v == EG_MINDEX_NONE)
             return;
     /* Backward shift: pull later entries of the probe run into the hole when their home is not
      * between the hole and them (cyclically). */
     for (j = i;;) {
         uint32_t k;
         j = (j + 1) & mask;
-        if (m->t[j] == EG_MINDEX_NONE)
+        if (m->t[j].v == EG_MINDEX_NONE)
             break;
-        k = home(ix, m, m->t[j]);
+        k = m->t[j].h & mask;
         if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
             m->t[i] = m->t[j];
             i = j;
         }
     }
-    m->t[i] = EG_MINDEX_NONE;
+    m->t[i].v = EG_MINDEX_NONE;
     m->n--;
 }
 
@@ -321,11 +333,13 @@ void eg_mindex_free(eg_mindex_t *ix)
     free(ix);
 }
 
+/* The new capacity is left untouched (no page is faulted in until a unit lands there): every slot
+ * below the vector index's high-water mark is either live or was zeroed when its unit left, and a
+ * fresh slot is zeroed by eg_mindex_put_unit, so nothing reads an uninitialised record. */
 static void units_resize(eg_mindex_t *ix, size_t n)
 {
     ix->units = eg__mx_realloc(ix, ix->units, ix->units_cap * sizeof(eg_mindex_unit_t),
                                n * sizeof(eg_mindex_unit_t));
-    memset(ix->units + ix->units_cap, 0, (n - ix->units_cap) * sizeof(eg_mindex_unit_t));
     ix->units_cap = n;
 }
 
@@ -336,6 +350,7 @@ void eg_mindex_reserve(eg_mindex_t *ix, size_t n)
     eg_vindex_reserve(ix->vec, n);
     if (n > ix->units_cap)
         units_resize(ix, n);
+    eg__smap_reserve(ix, &ix->by_id, n);
 }
 
 /* Grow by half again, like the vector index (a doubling would strand megabytes). */

@@ -16,12 +16,18 @@
 #include "engram/mindex.h"
 
 /* An open-addressing map from a string key to a uint32 value (an index into one of the index's
- * tables). The map stores only values; keys are read back from the table through keyfn, so an
- * entry costs 4 bytes. Linear probing with backward-shift deletion (no tombstones). */
+ * tables). The map stores values and their keys' hashes; keys are read back from the table through
+ * keyfn only to confirm a hash match, so an entry costs 8 bytes. Linear probing with
+ * backward-shift deletion (no tombstones). */
 typedef const char *(*eg__mx_key_fn)(const eg_mindex_t *ix, uint32_t v);
 
+typedef struct eg__smap_ent_s {
+    uint32_t v; /* EG_MINDEX_NONE = empty */
+    uint32_t h; /* the key's hash (low 32 bits) */
+} eg__smap_ent_t;
+
 typedef struct eg__smap_s {
-    uint32_t *t; /* EG_MINDEX_NONE = empty */
+    eg__smap_ent_t *t;
     uint32_t cap, n;
     eg__mx_key_fn key;
 } eg__smap_t;
@@ -124,7 +130,7 @@ void eg__smap_free(eg_mindex_t *ix, eg__smap_t *m);
 uint32_t eg__smap_get(const eg_mindex_t *ix, const eg__smap_t *m, const char *key);
 void eg__smap_put(eg_mindex_t *ix, eg__smap_t *m, uint32_t v);
 void eg__smap_del(eg_mindex_t *ix, eg__smap_t *m, uint32_t v);
-size_t eg__smap_bytes(const eg__smap_t *m);
+void eg__smap_reserve(eg_mindex_t *ix, eg__smap_t *m, size_t n);
 
 /* Sorted slot sets (mindex_graph.c). */
 void eg__slots_add(eg_mindex_t *ix, uint32_t **a, uint32_t *n, uint32_t *cap, uint32_t s);
@@ -151,8 +157,10 @@ void eg__mx_tag_count(eg_mindex_t *ix, uint32_t id, bool doc, int delta);
  * returns the count. */
 uint16_t eg__mx_tags_intern(eg_mindex_t *ix, const char *const *tags, size_t n, uint32_t *out);
 
-/* Time orders (mindex_time.c). */
+/* Time orders (mindex_time.c): record a change; build both orders now (a loader does this off
+ * the loop, on an index nothing else sees yet). */
 void eg__mx_time_touch(eg_mindex_t *ix, uint32_t slot);
+void eg__mx_time_build(eg_mindex_t *ix);
 void eg__mx_time_free(eg_mindex_t *ix);
 
 /* Loader building blocks (mindex.c): set a live unit's vector (NULL = zeros); set an entity's

@@ -5,18 +5,20 @@
  *      units and the vector dimension. The stream position is read before anything else, so every
  *      write that the scan below misses or sees half-done comes after it in the stream.
  *   2. HSCAN of :e, :es, :d, :u, :v, :l in that order (entities before the units naming them,
- *      units before their vectors and links), COUNT 1000 per call. Replies are copied into slices
- *      and applied by the registry's idle handler under a time budget of about 1 ms per loop turn,
- *      so a 10^5-unit bank never blocks the loop; at most two slices wait, which bounds the memory
- *      a load holds beyond the index and keeps the next HSCAN in flight while one is applied.
+ *      units before their vectors and links), 250 to 1000 fields a call (phase_count). Replies
+ *      are copied into slices and applied by the registry's idle handler under a time budget of
+ *      about 1 ms per loop turn, so a 10^5-unit bank never blocks the loop; at most two slices
+ *      wait, which bounds the memory a load holds beyond the index and keeps the next HSCAN in
+ *      flight while one is applied. A large bank's time orders are then sorted on the thread pool
+ *      (sort_work), while the new index is still private to the load.
  *   3. Catch-up: the SYNC rounds below from the remembered position; the new index replaces the
  *      old one (a reload keeps serving nobody meanwhile: its waiters wait).
  * Every later round is one SYNC script: it checks that the bank still exists with the same created
- * stamp and that no entry after our position was trimmed away (see sync_script), then
- * returns the entries after our position (up to ~EG_MX_SYNC_IDS changed ids per call) with the
- * current records of every id they name, read in the same atomic step. A missing record is a
- * deletion. A reset entry, a re-created bank, a gap, or a vector of another dimension make the
- * round a full load instead. */
+ * stamp and that no entry after our position was trimmed away (see sync_script), then returns the
+ * entries after our position (up to ~EG_MX_SYNC_IDS changed ids per call) with the current
+ * records of every id they name, read in the same atomic step. A missing record is a deletion. A
+ * reset entry, a re-created bank, a gap, or a vector of another dimension make the round a full
+ * load instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +30,17 @@
 #include "engram/util.h"
 #include "memory/mindex_int.h"
 
-#define EG_MX_SCAN_COUNT "1000"
-#define EG_MX_SYNC_IDS   "256"  /* changed ids re-read per SYNC call (whole entries) ... */
-#define EG_MX_SYNC_MAX   "4096" /* ... unless one entry names more: then reload instead */
-#define EG_MX_QUEUE_MAX  2
+#define EG_MX_SYNC_IDS  "256"  /* changed ids re-read per SYNC call (whole entries) ... */
+#define EG_MX_SYNC_MAX  "4096" /* ... unless one entry names more: then reload instead */
+#define EG_MX_QUEUE_MAX 2
+#define EG_MX_WORK_MIN  2048 /* units from which the time orders are sorted off the loop */
 
 enum { PH_E, PH_ES, PH_D, PH_U, PH_V, PH_L, PH_N };
 static const int phase_key[PH_N] = {EG__MXK_E, EG__MXK_ES, EG__MXK_D,
                                     EG__MXK_U, EG__MXK_V,  EG__MXK_L};
+/* HSCAN COUNT per phase: about 0.4 MB a reply (a unit record is ~0.5 kB, a 384-dim vector 1.5 kB),
+ * since a reply is parsed and copied in one go on the loop. */
+static const char *const phase_count[PH_N] = {"1000", "1000", "500", "500", "250", "1000"};
 
 /* One HSCAN reply, copied: n field/value pairs. */
 typedef struct slice_s {
@@ -60,6 +65,9 @@ struct eg__mx_load_s {
     bool active; /* on the list of loads with slices to apply */
     eg__mx_load_t *anext, *aprev;
     eg_arena_t arena;
+    uv_work_t work; /* sorting the time orders on the thread pool */
+    bool working;   /* ... in progress */
+    bool orphan;    /* dropped meanwhile: freed when the work returns */
 };
 
 static eg__mx_load_t *active_loads;
@@ -401,7 +409,10 @@ static void on_sync(void *udata, int err, redisReply *r)
             return;
         }
         if (apply_sync(b, r)) {
-            b->dirty = true;
+            /* Re-measured at the end of the round only when something changed: counting the
+             * bytes walks every BM25 document. */
+            if (r->element[4]->elements || r->element[8]->elements || r->element[11]->elements)
+                b->dirty = true;
             snprintf(b->last_id, sizeof(b->last_id), "%s", r->element[1]->str);
             b->last_ord = r->element[3]->integer;
             more = r->element[2]->integer != 0;
@@ -476,6 +487,12 @@ void eg__mx_load_drop(eg__mx_bank_t *b)
 
     if (!L)
         return;
+    b->load = NULL;
+    if (L->working) {
+        /* The worker thread holds L->ix: after_sort frees it. */
+        L->orphan = true;
+        return;
+    }
     active_del(L);
     while (L->head) {
         slice_t *s = L->head;
@@ -485,7 +502,6 @@ void eg__mx_load_drop(eg__mx_bank_t *b)
     eg_mindex_free(L->ix);
     eg_arena_destroy(&L->arena);
     free(L);
-    b->load = NULL;
 }
 
 static void on_scan(void *udata, int err, redisReply *r);
@@ -493,8 +509,8 @@ static void on_scan(void *udata, int err, redisReply *r);
 static int scan_next(eg__mx_load_t *L)
 {
     eg__mx_bank_t *b = L->b;
-    int rc = eg_store_command(on_scan, b, "HSCAN %s %s COUNT " EG_MX_SCAN_COUNT,
-                              b->keys[phase_key[L->phase]], L->cursor);
+    int rc = eg_store_command(on_scan, b, "HSCAN %s %s COUNT %s", b->keys[phase_key[L->phase]],
+                              L->cursor, phase_count[L->phase]);
     if (rc == 0)
         b->inflight = true;
     return rc;
@@ -516,6 +532,52 @@ static void load_finish(eg__mx_load_t *L)
     eg__mx_load_drop(b);
     if ((rc = sync_send(b)) != 0)
         fail(b, rc);
+}
+
+/* Sorting a large bank's time orders takes tens of milliseconds (its first query would otherwise
+ * block the loop that long), and the new index is still private to the load: sort it on the
+ * thread pool. While it runs the bank counts as having a command in flight. */
+static void sort_work(uv_work_t *w)
+{
+    eg__mx_load_t *L = EG_CONTAINER_OF(w, eg__mx_load_t, work);
+
+    eg__mx_time_build(L->ix);
+}
+
+static void sort_done(uv_work_t *w, int status)
+{
+    eg__mx_load_t *L = EG_CONTAINER_OF(w, eg__mx_load_t, work);
+    eg__mx_bank_t *b = L->b;
+
+    (void)status;
+    L->working = false;
+    b->inflight = false;
+    if (L->orphan) {
+        eg_mindex_free(L->ix);
+        eg_arena_destroy(&L->arena);
+        free(L);
+        fail(b, EG_ECANCELED);
+        return;
+    }
+    if (b->cancel) {
+        fail(b, EG_ECANCELED);
+        return;
+    }
+    load_finish(L);
+}
+
+/* Every slice is applied. */
+static void load_scanned(eg__mx_load_t *L)
+{
+    uv_loop_t *loop = eg_store_loop();
+
+    if (eg_mindex_count(L->ix) >= EG_MX_WORK_MIN && loop &&
+        uv_queue_work(loop, &L->work, sort_work, sort_done) == 0) {
+        L->working = true;
+        L->b->inflight = true;
+        return;
+    }
+    load_finish(L);
 }
 
 /* Copy an HSCAN reply's pairs into one allocation. */
@@ -585,7 +647,7 @@ static void on_scan(void *udata, int err, redisReply *r)
         L->scanned = true;
     if (L->scanned) {
         if (L->nq == 0)
-            load_finish(L);
+            load_scanned(L);
         return;
     }
     if (L->nq >= EG_MX_QUEUE_MAX) {
@@ -701,7 +763,7 @@ bool eg__mx_load_tick(uint64_t deadline_ns)
         if (rc != 0)
             fail(L->b, rc);
         else if (L->scanned && !L->b->inflight)
-            load_finish(L);
+            load_scanned(L);
         if (eg_mono_ns() > deadline_ns)
             return active_loads != NULL;
     }

