@@ -693,7 +693,9 @@ static void on_init(void *udata, int err, redisReply *r)
     snprintf(L->last_id, sizeof(L->last_id), "%s", r->element[2]->str);
     L->ix = eg_mindex_new(dim > 0 && dim <= 65536 ? (size_t)dim : EG_EMBED_DEFAULT_DIM);
     if (n > 0)
-        eg_mindex_reserve(L->ix, (size_t)n);
+        /* With a little room: the first writes after a load would otherwise each time grow
+         * (copy) the vectors and unit records; pages not yet used are not resident. */
+        eg_mindex_reserve(L->ix, (size_t)n + (size_t)n / 16 + 64);
     L->phase = PH_E;
     snprintf(L->cursor, sizeof(L->cursor), "0");
     if ((err = scan_next(L)) != 0)
