@@ -256,8 +256,9 @@ typedef struct eg_memstats_s {
     size_t units[EG_FACT_NTYPES]; /* valid units by type */
     size_t invalidated;
     /* Links among valid units, each pair once, by type (EG_MEMGRAPH_NTYPES: stored links,
-     * temporal neighbours, and pairs sharing an entity, once per shared entity), and by the fact
-     * type of the pair's first unit. */
+     * temporal neighbours, and entity links: the units naming an entity joined in a chain, k - 1
+     * links for k units, as the memory graph draws them), and by the fact type of the pair's
+     * first unit. */
     size_t links[EG_MEMGRAPH_NTYPES];
     size_t links_by_fact[EG_FACT_NTYPES][EG_MEMGRAPH_NTYPES];
     size_t documents, entities;

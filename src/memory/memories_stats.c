@@ -30,19 +30,62 @@ static void stats_done(stats_req_t *sr, int err)
     eg__memreq_free(sr);
 }
 
-/* Links among valid units, each pair once: stored links from the lower slot's side, temporal
- * neighbours deduplicated, and for each entity every pair of valid units mentioning it. */
+static bool valid_slot(eg_mindex_t *ix, uint32_t s)
+{
+    const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
+
+    return u != NULL && !u->invalidated;
+}
+
+/* Temporal neighbours among valid units, each pair once. The neighbour lists of all units are
+ * kept flat (at most 20 per slot), so "does v list u too" is a scan of 20 slots rather than a
+ * hash set of every pair: a pair both sides list counts from its lower slot, a pair only one
+ * side lists counts from that side. */
+static void count_temporal(stats_req_t *sr, eg_mindex_t *ix)
+{
+    eg_memstats_t *st = &sr->st;
+    size_t nslots = eg_mindex_slots(ix);
+    uint32_t *nb = eg_arena_alloc(&sr->r.arena, (nslots * TEMPORAL_MAX + 1) * sizeof(*nb));
+    uint8_t *nn = eg_arena_calloc(&sr->r.arena, nslots + 1);
+    eg_mindex_link_t near[TEMPORAL_MAX];
+
+    for (uint32_t s = 0; s < nslots; s++) {
+        size_t n;
+
+        if (!valid_slot(ix, s))
+            continue;
+        n = eg_mindex_time_near(ix, s, TEMPORAL_WINDOW_US, TEMPORAL_MAX, near);
+        for (size_t t = 0; t < n; t++)
+            if (near[t].slot != s && near[t].slot < nslots && valid_slot(ix, near[t].slot))
+                nb[(size_t)s * TEMPORAL_MAX + nn[s]++] = near[t].slot;
+    }
+    for (uint32_t s = 0; s < nslots; s++) {
+        for (uint8_t t = 0; t < nn[s]; t++) {
+            uint32_t v = nb[(size_t)s * TEMPORAL_MAX + t];
+            bool mutual = false;
+
+            if (v < s) {
+                for (uint8_t k = 0; k < nn[v] && !mutual; k++)
+                    mutual = nb[(size_t)v * TEMPORAL_MAX + k] == s;
+                if (mutual)
+                    continue; /* counted from v */
+            }
+            st->links[EG_LINK_TEMPORAL]++;
+            st->links_by_fact[eg_mindex_unit(ix, EG_MIN(s, v))->type][EG_LINK_TEMPORAL]++;
+        }
+    }
+}
+
+/* Counts over the index: valid units by type; links among valid units, each pair once — stored
+ * links from the lower slot's side, temporal neighbours (count_temporal) — and for each entity
+ * the chain of the valid units naming it. */
 static void count_index(stats_req_t *sr, eg_mindex_t *ix)
 {
     eg_memstats_t *st = &sr->st;
     size_t nslots = eg_mindex_slots(ix), nents = eg_mindex_entities(ix);
-    eg_mindex_link_t near[TEMPORAL_MAX];
-    eg__u64set_t pairs;
 
-    eg__u64set_init(&pairs, &sr->r.arena, eg_mindex_count(ix) * 4);
     for (uint32_t s = 0; s < nslots; s++) {
-        const eg_mindex_unit_t *u = eg_mindex_unit(ix, s), *o;
-        size_t nn;
+        const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
 
         if (u == NULL)
             continue;
@@ -54,44 +97,31 @@ static void count_index(stats_req_t *sr, eg_mindex_t *ix)
         for (uint32_t l = 0; l < u->nlinks; l++) {
             const eg_mindex_link_t *lk = &u->links[l];
 
-            if (lk->slot <= s || lk->type >= EG_LINK_NTYPES ||
-                (o = eg_mindex_unit(ix, lk->slot)) == NULL || o->invalidated)
+            if (lk->slot <= s || lk->type >= EG_LINK_NTYPES || !valid_slot(ix, lk->slot))
                 continue;
             st->links[lk->type]++;
             st->links_by_fact[u->type][lk->type]++;
         }
-        nn = eg_mindex_time_near(ix, s, TEMPORAL_WINDOW_US, TEMPORAL_MAX, near);
-        for (size_t t = 0; t < nn; t++) {
-            uint32_t lo = EG_MIN(s, near[t].slot), hi = EG_MAX(s, near[t].slot);
-
-            if (lo == hi || (o = eg_mindex_unit(ix, near[t].slot)) == NULL || o->invalidated ||
-                !eg__u64set_add(&pairs, ((uint64_t)lo << 32) | hi))
-                continue;
-            st->links[EG_LINK_TEMPORAL]++;
-            st->links_by_fact[eg_mindex_unit(ix, lo)->type][EG_LINK_TEMPORAL]++;
-        }
     }
+    count_temporal(sr, ix);
     for (uint32_t e = 0; e < nents; e++) {
         const eg_mindex_entity_t *ent = eg_mindex_entity(ix, e);
-        size_t k = 0, seen = 0;
+        const eg_mindex_unit_t *prev = NULL;
 
         if (ent == NULL)
             continue;
         st->entities++;
+        /* The units naming it form a chain (as in the memory graph): k units, k - 1 links. */
         for (uint32_t i = 0; i < ent->nslots; i++) {
-            const eg_mindex_unit_t *u = eg_mindex_unit(ix, ent->slots[i]);
-
-            k += u != NULL && !u->invalidated;
-        }
-        /* The pairs of the k units, each counted once, for the type of its first unit. */
-        for (uint32_t i = 0; i < ent->nslots && k > 1; i++) {
             const eg_mindex_unit_t *u = eg_mindex_unit(ix, ent->slots[i]);
 
             if (u == NULL || u->invalidated)
                 continue;
-            seen++;
-            st->links[EG_MEMGRAPH_ENTITY] += k - seen;
-            st->links_by_fact[u->type][EG_MEMGRAPH_ENTITY] += k - seen;
+            if (prev) {
+                st->links[EG_MEMGRAPH_ENTITY]++;
+                st->links_by_fact[prev->type][EG_MEMGRAPH_ENTITY]++;
+            }
+            prev = u;
         }
     }
     for (size_t d = 0; d < eg_mindex_docs(ix); d++)

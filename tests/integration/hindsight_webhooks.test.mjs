@@ -414,3 +414,48 @@ test("deleting a bank deletes its webhooks", async (t) => {
     // Deleting a bank that is not there (and has no webhooks) still succeeds.
     assert.equal((await call(ws.key, 'DELETE', `${P}/gone`)).status, 200);
 });
+
+test('a real retain (sync and async) delivers retain.completed to the bank webhook, workspace endpoints and watchers', async (t) => {
+    const rx = await new Receiver().start();
+    t.after(() => rx.stop());
+    const ws = await workspaceWithKey('hwRetain', { redisUrl: redis.url });
+    const bank = 'retain-bank';
+    const hook = await createHook(ws.key, bank, { url: `${rx.url}?who=bank`, secret: 's3cret-value', event_types: ['retain.completed'] });
+    const own = await srv.request('POST', '/engram/v1/webhooks',
+        { key: ws.key, body: { url: `${rx.url}?who=workspace`, signing: 'hindsight', event_types: ['retain.completed'] } });
+    assert.equal(own.status, 201, own.body);
+
+    // sync retain of one document
+    let r = await call(ws.key, 'POST', `${P}/${bank}/memories`,
+        { items: [{ content: 'Greta plays the cello in an orchestra.', document_id: 'greta', tags: ['music'] }] });
+    assert.equal(r.status, 200, r.body);
+    await waitFor(() => rx.requests.filter((x) => x.url.includes('who=bank')).length >= 1,
+        { timeoutMs: 10000, what: 'bank delivery of the sync retain' });
+    const first = rx.requests.find((x) => x.url.includes('who=bank'));
+    const body = JSON.parse(first.body);
+    assert.equal(body.event, 'retain.completed');
+    assert.equal(body.bank_id, bank);
+    assert.equal(body.status, 'completed');
+    assert.match(body.timestamp, ISO);
+    assert.equal(body.data.document_id, 'greta');
+    assert.equal(first.headers['x-hindsight-signature'], hmacHex('s3cret-value', first.body));
+
+    // async retain: the event names the operation
+    r = await call(ws.key, 'POST', `${P}/${bank}/memories`,
+        { items: [{ content: 'Hugo repairs vintage radios.' }], async: true });
+    assert.equal(r.status, 200, r.body);
+    const opId = r.json.operation_id;
+    await waitFor(() => rx.requests.some((x) => x.url.includes('who=bank') && JSON.parse(x.body).operation_id === opId),
+        { timeoutMs: 15000, what: 'bank delivery of the async retain' });
+    await waitFor(() => rx.requests.filter((x) => x.url.includes('who=workspace')).length >= 2,
+        { timeoutMs: 10000, what: 'workspace deliveries' });
+    const wbodies = rx.requests.filter((x) => x.url.includes('who=workspace')).map((x) => JSON.parse(x.body));
+    assert.ok(wbodies.every((e) => e.type === 'retain.completed' && e.entity.bank_id === bank), JSON.stringify(wbodies));
+    assert.ok(wbodies.some((e) => e.entity.operation_id === opId));
+    // the events are in the workspace log too
+    const log = await srv.request('GET', '/engram/v1/events?type=retain.completed', { key: ws.key });
+    assert.equal(log.status, 200, log.body);
+    assert.ok(log.json.data.length >= 2, log.body);
+    const d = await waitDelivery(ws.key, bank, hook.id, (x) => x.status === 'completed', 'completed');
+    assert.equal(d.event_type, 'retain.completed');
+});
