@@ -426,16 +426,12 @@ bool eg__hs_opt_strings(eg_req_t *req, const cJSON *obj, const char *field, cons
             s[(*n)++] = e->valuestring;
         } else {
             /* loc ["body", field, i]: the index is a number, as pydantic writes it. */
-            cJSON *err = cJSON_CreateObject(), *loc;
+            cJSON *loc = cJSON_CreateArray();
 
-            cJSON_AddStringToObject(err, "type", "string_type");
-            loc = cJSON_AddArrayToObject(err, "loc");
             cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
             cJSON_AddItemToArray(loc, cJSON_CreateString(field));
             cJSON_AddItemToArray(loc, cJSON_CreateNumber(i));
-            cJSON_AddStringToObject(err, "msg", "Input should be a valid string");
-            cJSON_AddItemToObject(err, "input", cJSON_Duplicate(e, true));
-            cJSON_AddItemToArray(errs, err);
+            eg__hs_verr_loc(errs, loc, "string_type", "Input should be a valid string", e, NULL);
         }
         i++;
     }
