@@ -542,10 +542,7 @@ static void h_timeseries(eg_req_t *req)
 
 int eg__hs_browse_mount(eg_router_t *r)
 {
-    static const struct {
-        const char *method, *tmpl;
-        eg_handler_fn fn;
-    } routes[] = {
+    static const eg__hs_route_t routes[] = {
         {"GET", B "/graph", h_graph},
         {"GET", B "/tags", h_tags},
         {"GET", B "/entities", h_entities},
@@ -556,11 +553,5 @@ int eg__hs_browse_mount(eg_router_t *r)
         {"GET", B "/stats/memories-timeseries", h_timeseries},
     };
 
-    for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
-        int rc = eg_router_add(r, &eg__hs_face, routes[i].method, routes[i].tmpl, routes[i].fn,
-                               EG_ROUTE_AUTH);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return eg__hs_add_routes(r, routes, EG_ARRAY_SIZE(routes), EG_ROUTE_AUTH);
 }

@@ -94,8 +94,8 @@ void eg__hs_verr(cJSON *errs, const char *where, const char *f1, const char *f2,
     eg__hs_verr_loc(errs, loc, type, msg, input, ctx);
 }
 
-void eg__hs_verr_loc(cJSON *errs, cJSON *loc, const char *type, const char *msg,
-                     const cJSON *input, cJSON *ctx)
+void eg__hs_verr_loc(cJSON *errs, cJSON *loc, const char *type, const char *msg, const cJSON *input,
+                     cJSON *ctx)
 {
     cJSON *e = cJSON_CreateObject();
 
@@ -597,12 +597,20 @@ static void on_anon_timer(uv_timer_t *t)
 
 /* ---- mount ------------------------------------------------------------------------------- */
 
+int eg__hs_add_routes(eg_router_t *r, const eg__hs_route_t *routes, size_t n, unsigned flags)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc =
+            eg_router_add(r, &eg__hs_face, routes[i].method, routes[i].tmpl, routes[i].fn, flags);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
 {
-    static const struct {
-        const char *method, *tmpl;
-        eg_handler_fn fn;
-    } routes[] = {
+    static const eg__hs_route_t routes[] = {
         {"GET", "/health", h_health},
         {"GET", "/health/ready", h_health},
         {"GET", "/health/live", h_live},
@@ -626,14 +634,10 @@ int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
             uv_timer_start(&anon_timer, on_anon_timer, 0, 250);
         }
     }
-    for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
-        int rc = eg_router_add(r, &eg__hs_face, routes[i].method, routes[i].tmpl, routes[i].fn,
-                               EG_ROUTE_PUBLIC);
-        if (rc)
-            return rc;
-    }
-    int rc = eg__hs_banks_mount(r);
+    int rc = eg__hs_add_routes(r, routes, EG_ARRAY_SIZE(routes), EG_ROUTE_PUBLIC);
 
+    if (rc == 0)
+        rc = eg__hs_banks_mount(r);
     if (rc == 0)
         rc = eg__hs_webhooks_mount(r);
     if (rc == 0)

@@ -16,6 +16,15 @@
 /* The face (prefix and anonymous workspace set at mount). */
 extern eg_face_t eg__hs_face;
 
+/* One route of the face. */
+typedef struct eg__hs_route_s {
+    const char *method, *tmpl;
+    eg_handler_fn fn;
+} eg__hs_route_t;
+
+/* Add routes[0..n) under the face's prefix with the router flags (EG_ROUTE_AUTH, ...). */
+int eg__hs_add_routes(eg_router_t *r, const eg__hs_route_t *routes, size_t n, unsigned flags);
+
 /* Bank routes (banks.c). */
 int eg__hs_banks_mount(eg_router_t *r);
 
@@ -51,8 +60,8 @@ void eg__hs_verr(cJSON *errs, const char *where, const char *f1, const char *f2,
 
 /* The same with any loc (an array of strings and list indexes, adopted), for nested fields such
  * as ["body", "items", 0, "content"]. */
-void eg__hs_verr_loc(cJSON *errs, cJSON *loc, const char *type, const char *msg,
-                     const cJSON *input, cJSON *ctx);
+void eg__hs_verr_loc(cJSON *errs, cJSON *loc, const char *type, const char *msg, const cJSON *input,
+                     cJSON *ctx);
 
 /* Shorthands for the common pydantic errors. */
 void eg__hs_verr_missing(cJSON *errs, const char *f1, const char *f2, const cJSON *parent);

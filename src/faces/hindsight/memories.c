@@ -498,10 +498,7 @@ static void h_clear(eg_req_t *req)
 
 int eg__hs_memories_mount(eg_router_t *r)
 {
-    static const struct {
-        const char *method, *tmpl;
-        eg_handler_fn fn;
-    } routes[] = {
+    static const eg__hs_route_t routes[] = {
         {"GET", B "/memories/list", h_list},
         {"GET", B "/memories/{memory_id}", h_get},
         {"PATCH", B "/memories/{memory_id}", h_patch},
@@ -510,11 +507,5 @@ int eg__hs_memories_mount(eg_router_t *r)
         {"DELETE", B "/memories", h_clear},
     };
 
-    for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
-        int rc = eg_router_add(r, &eg__hs_face, routes[i].method, routes[i].tmpl, routes[i].fn,
-                               EG_ROUTE_AUTH);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return eg__hs_add_routes(r, routes, EG_ARRAY_SIZE(routes), EG_ROUTE_AUTH);
 }

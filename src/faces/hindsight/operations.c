@@ -315,10 +315,7 @@ static void h_delete(eg_req_t *req)
 
 int eg__hs_operations_mount(eg_router_t *r)
 {
-    static const struct {
-        const char *method, *tmpl;
-        eg_handler_fn fn;
-    } routes[] = {
+    static const eg__hs_route_t routes[] = {
         {"GET", B "/operations", h_list},
         {"GET", B "/operations/{operation_id}", h_get},
         {"DELETE", B "/operations/{operation_id}", h_cancel},
@@ -326,11 +323,5 @@ int eg__hs_operations_mount(eg_router_t *r)
         {"DELETE", B "/operations/{operation_id}/delete", h_delete},
     };
 
-    for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
-        int rc = eg_router_add(r, &eg__hs_face, routes[i].method, routes[i].tmpl, routes[i].fn,
-                               EG_ROUTE_AUTH);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return eg__hs_add_routes(r, routes, EG_ARRAY_SIZE(routes), EG_ROUTE_AUTH);
 }

@@ -453,10 +453,7 @@ static void h_deliveries(eg_req_t *req)
 
 int eg__hs_webhooks_mount(eg_router_t *r)
 {
-    static const struct {
-        const char *method, *tmpl;
-        eg_handler_fn fn;
-    } routes[] = {
+    static const eg__hs_route_t routes[] = {
         {"POST", B "/webhooks", h_create},
         {"GET", B "/webhooks", h_list},
         {"PATCH", B "/webhooks/{webhook_id}", h_patch},
@@ -464,11 +461,5 @@ int eg__hs_webhooks_mount(eg_router_t *r)
         {"GET", B "/webhooks/{webhook_id}/deliveries", h_deliveries},
     };
 
-    for (size_t i = 0; i < EG_ARRAY_SIZE(routes); i++) {
-        int rc = eg_router_add(r, &eg__hs_face, routes[i].method, routes[i].tmpl, routes[i].fn,
-                               EG_ROUTE_AUTH);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return eg__hs_add_routes(r, routes, EG_ARRAY_SIZE(routes), EG_ROUTE_AUTH);
 }
