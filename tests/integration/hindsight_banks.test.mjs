@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import {
     startEngram, workspaceWithKey, createWorkspace, uniqueName, supervisedEngram,
 } from './harness.mjs';
+import { P, bank, caller, ISO } from './hindsight_http.mjs';
 
 const srv = supervisedEngram({ before, after, beforeEach, afterEach });
 let A; // {ws, key}
@@ -13,19 +14,8 @@ before(async () => {
     [A, B] = await Promise.all([workspaceWithKey('hsA'), workspaceWithKey('hsB')]);
 });
 
-const P = '/hindsight';
-const bank = (id) => `${P}/v1/default/banks/${encodeURIComponent(id)}`;
-function call(key, method, path, body) {
-    const headers = key ? { Authorization: `Bearer ${key}` } : {};
-    const opts = { headers };
-    if (body !== undefined) {
-        opts.body = typeof body === 'string' ? body : JSON.stringify(body);
-        headers['Content-Type'] = 'application/json';
-    }
-    return srv.request(method, path, opts);
-}
+const call = caller(srv);
 const a = (method, path, body) => call(A.key, method, path, body);
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$/;
 
 function detail(res, status) {
     assert.equal(res.status, status, res.body);

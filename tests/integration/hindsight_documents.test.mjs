@@ -5,6 +5,7 @@
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { workspaceWithKey, uniqueName, supervisedEngram, waitFor } from './harness.mjs';
+import { P, bank, caller, ISO, UUID } from './hindsight_http.mjs';
 
 const srv = supervisedEngram({ before, after, beforeEach, afterEach });
 let A; // {ws, key}
@@ -14,20 +15,8 @@ before(async () => {
     [A, B] = await Promise.all([workspaceWithKey('hsdA'), workspaceWithKey('hsdB')]);
 });
 
-const P = '/hindsight';
-const bank = (id) => `${P}/v1/default/banks/${encodeURIComponent(id)}`;
-function call(key, method, path, body) {
-    const headers = key ? { Authorization: `Bearer ${key}` } : {};
-    const opts = { headers };
-    if (body !== undefined) {
-        opts.body = typeof body === 'string' ? body : JSON.stringify(body);
-        headers['Content-Type'] = 'application/json';
-    }
-    return srv.request(method, path, opts);
-}
+const call = caller(srv);
 const a = (method, path, body) => call(A.key, method, path, body);
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const MISSING = '4b9e4d4e-1111-4222-8333-944455556666';
 
 function ok(res) {

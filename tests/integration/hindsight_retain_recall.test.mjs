@@ -4,6 +4,7 @@
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { workspaceWithKey, uniqueName, supervisedEngram, waitFor } from './harness.mjs';
+import { bank, caller, ISO } from './hindsight_http.mjs';
 
 const srv = supervisedEngram({ before, after, beforeEach, afterEach });
 let A; // {ws, key}
@@ -13,20 +14,9 @@ before(async () => {
     [A, B] = await Promise.all([workspaceWithKey('rrA'), workspaceWithKey('rrB')]);
 });
 
-const P = '/hindsight';
-const bank = (id) => `${P}/v1/default/banks/${encodeURIComponent(id)}`;
-function call(key, method, path, body) {
-    const headers = key ? { Authorization: `Bearer ${key}` } : {};
-    const opts = { headers };
-    if (body !== undefined) {
-        opts.body = typeof body === 'string' ? body : JSON.stringify(body);
-        headers['Content-Type'] = 'application/json';
-    }
-    return srv.request(method, path, opts);
-}
+const call = caller(srv);
 const a = (method, path, body) => call(A.key, method, path, body);
 const b = (method, path, body) => call(B.key, method, path, body);
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$/;
 
 function validation(res) {
     assert.equal(res.status, 422, res.body);
