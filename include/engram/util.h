@@ -30,6 +30,10 @@ void eg_random_base62(char *out, size_t n);
 /* Write a random RFC 4122 version-4 UUID (36 chars + NUL). */
 void eg_uuid_v4(char out[37]);
 
+/* A version-4-shaped UUID from the first 32 lowercase hex digits of hex (the version and variant
+ * bits overwritten): equal inputs give equal ids, e.g. ids derived from a hash. */
+void eg_uuid_from_hex(const char *hex, char out[37]);
+
 /* True if s is a canonical lowercase or uppercase UUID string. */
 bool eg_uuid_valid(const char *s);
 

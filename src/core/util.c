@@ -188,25 +188,33 @@ void eg_random_base62(char *out, size_t n)
     mbedtls_platform_zeroize(pool, sizeof(pool));
 }
 
+void eg_uuid_from_hex(const char *hex, char out[37])
+{
+    static const char digits[] = "0123456789abcdef";
+    const char *v = strchr(digits, hex[16]);
+
+    memcpy(out, hex, 8);
+    out[8] = '-';
+    memcpy(out + 9, hex + 8, 4);
+    out[13] = '-';
+    out[14] = '4'; /* version 4 */
+    memcpy(out + 15, hex + 13, 3);
+    out[18] = '-';
+    out[19] = digits[8 + (v && *v ? (v - digits) & 3 : 0)]; /* RFC 4122 variant 10xx */
+    memcpy(out + 20, hex + 17, 3);
+    out[23] = '-';
+    memcpy(out + 24, hex + 20, 12);
+    out[36] = '\0';
+}
+
 void eg_uuid_v4(char out[37])
 {
     unsigned char b[16];
     char hex[33];
 
     eg_random_bytes(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     eg_hex_encode(b, sizeof(b), hex);
-    memcpy(out, hex, 8);
-    out[8] = '-';
-    memcpy(out + 9, hex + 8, 4);
-    out[13] = '-';
-    memcpy(out + 14, hex + 12, 4);
-    out[18] = '-';
-    memcpy(out + 19, hex + 16, 4);
-    out[23] = '-';
-    memcpy(out + 24, hex + 20, 12);
-    out[36] = '\0';
+    eg_uuid_from_hex(hex, out);
 }
 
 bool eg_uuid_valid(const char *s)

@@ -94,30 +94,6 @@ static void lower_cps(const cps_t *in, cps_t *out)
     }
 }
 
-static size_t encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 char *eg_resolve_lower(eg_arena_t *a, const char *s)
 {
     cps_t in = {0}, low = {0};
@@ -131,7 +107,7 @@ char *eg_resolve_lower(eg_arena_t *a, const char *s)
         if (cp >= 0xDC80 && cp <= 0xDCFF) /* an invalid byte goes back as it was */
             *w++ = (char)(cp - 0xDC00);
         else
-            w += encode(cp, w);
+            w += eg__utf8_encode(cp, w);
     }
     *w = '\0';
     free(in.v);

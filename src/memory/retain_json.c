@@ -22,19 +22,7 @@ void eg_retain_derived_id(const char *a, const char *b, const char *c, char out[
     memcpy(buf + la + lb + 2, c, lc);
     eg_sha256_hex(buf, la + lb + lc + 2, hex);
     free(buf);
-    static const char digits[] = "0123456789abcdef";
-    hex[12] = '4';                                                  /* version 4 */
-    hex[16] = digits[8 + ((strchr(digits, hex[16]) - digits) & 3)]; /* variant 10xx */
-    memcpy(out, hex, 8);
-    out[8] = '-';
-    memcpy(out + 9, hex + 8, 4);
-    out[13] = '-';
-    memcpy(out + 14, hex + 12, 4);
-    out[18] = '-';
-    memcpy(out + 19, hex + 16, 4);
-    out[23] = '-';
-    memcpy(out + 24, hex + 20, 12);
-    out[36] = '\0';
+    eg_uuid_from_hex(hex, out);
 }
 
 /* ---- splitting ------------------------------------------------------------------------------ */

@@ -55,7 +55,7 @@ bad:
     return EG__UTF8_BAD;
 }
 
-static size_t utf8_encode(uint32_t cp, char *out)
+size_t eg__utf8_encode(uint32_t cp, char *out)
 {
     if (cp < 0x80) {
         out[0] = (char)cp;
@@ -220,7 +220,7 @@ static size_t fold_cp(uint32_t cp, char *out)
         cp += 0x20;
     else if (cp >= 0x400 && cp <= 0x40F)
         cp += 0x50;
-    return utf8_encode(cp, out);
+    return eg__utf8_encode(cp, out);
 }
 
 static bool is_apostrophe(uint32_t cp)
@@ -372,7 +372,7 @@ static size_t scan_word(eg_text_tokenizer_t *t, uint32_t first, size_t first_n)
     char tmp[8];
 
     if (eg__text_is_cjk(first)) {
-        tl = utf8_encode(first, t->term);
+        tl = eg__utf8_encode(first, t->term);
         t->pos += first_n;
         t->term[tl] = '\0';
         return tl;

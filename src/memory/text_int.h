@@ -13,6 +13,9 @@
 /* Decode the code point at s[i] (i < len); *n gets its byte length (1 for an invalid byte). */
 uint32_t eg__utf8_decode(const char *s, size_t len, size_t i, size_t *n);
 
+/* Write code point cp as UTF-8 into out (room for 4 bytes); returns the bytes written. */
+size_t eg__utf8_encode(uint32_t cp, char *out);
+
 /* Word characters: letters, digits and combining marks of any script (not punctuation, symbols,
  * spaces or emoji). */
 bool eg__text_is_word_cp(uint32_t cp);
