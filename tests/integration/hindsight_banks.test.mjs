@@ -50,6 +50,9 @@ test('health, liveness and version are face-local and public', async () => {
         assert.equal(typeof f[k], 'boolean', k);
     }
     assert.equal(f.bank_config_api, true);
+    assert.equal(f.worker, true); // async retain runs on the queue's workers
+    assert.equal(f.store_document_text, true); // GET …/documents/{id} returns original_text
+    assert.equal(f.observations, false);
 });
 
 test('unknown routes answer {"detail":"Not Found"}; unimplemented bank routes stay 404', async () => {

@@ -532,7 +532,7 @@ static void h_version(eg_req_t *req)
     } features[] = {
         {"observations", false},
         {"mcp", false},
-        {"worker", false},
+        {"worker", true}, /* async retain runs on the retain queue */
         {"bank_config_api", true},
         {"bank_llm_health", false},
         {"file_upload_api", false},
@@ -540,7 +540,7 @@ static void h_version(eg_req_t *req)
         {"document_import_api", false},
         {"audit_log", false},
         {"llm_trace", false},
-        {"store_document_text", false},
+        {"store_document_text", true}, /* documents keep original_text */
     };
     cJSON *j = cJSON_CreateObject();
     cJSON *f;
