@@ -185,6 +185,10 @@ const uint32_t *eg_mindex_by_time(eg_mindex_t *ix, size_t *n);
 size_t eg_mindex_time_near(eg_mindex_t *ix, uint32_t slot, int64_t window_us, size_t max,
                            eg_mindex_link_t *out);
 
+/* A number that changes whenever the index does (units, vectors, entities, documents); no two
+ * states of the process's indexes share one, so (ix, version) can key a cache of derived data. */
+uint64_t eg_mindex_version(const eg_mindex_t *ix);
+
 /* Heap bytes the index holds (with malloc's per-allocation overhead for its small arrays). */
 size_t eg_mindex_bytes(const eg_mindex_t *ix);
 

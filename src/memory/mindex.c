@@ -289,6 +289,20 @@ static const char *pend_key(const eg_mindex_t *ix, uint32_t v)
     return ix->pend[v].target;
 }
 
+/* Versions come from one counter, so (index, version) never repeats even when a freed index's
+ * memory is reused for another. */
+static uint64_t mx_versions;
+
+void eg__mx_changed(eg_mindex_t *ix)
+{
+    ix->version = ++mx_versions;
+}
+
+uint64_t eg_mindex_version(const eg_mindex_t *ix)
+{
+    return ix ? ix->version : 0;
+}
+
 eg_mindex_t *eg_mindex_new(size_t dim)
 {
     eg_mindex_t *ix;
@@ -307,6 +321,7 @@ eg_mindex_t *eg_mindex_new(size_t dim)
     eg__smap_init(&ix->pend_by_target, pend_key);
     ix->pend_free = EG_MINDEX_NONE;
     eg_arena_init(&ix->scratch);
+    eg__mx_changed(ix);
     return ix;
 }
 
@@ -473,6 +488,7 @@ int eg_mindex_put_unit(eg_mindex_t *ix, const eg_mem_unit_t *u, const float *vec
         eg__mx_pending_resolve(ix, slot);
     rc = 0;
 done:
+    eg__mx_changed(ix);
     eg_arena_reset(&ix->scratch);
     return rc;
 }
@@ -485,6 +501,7 @@ int eg_mindex_remove_unit(eg_mindex_t *ix, const char *unit_id)
     if (slot == EG_MINDEX_NONE)
         return EG_ENOTFOUND;
     mu = &ix->units[slot];
+    eg__mx_changed(ix);
     eg__mx_links_clear(ix, slot);
     eg__mx_unit_detach(ix, slot);
     eg__mx_time_touch(ix, slot);
@@ -508,6 +525,7 @@ int eg__mx_set_vector(eg_mindex_t *ix, uint32_t slot, const float *vec)
         vec = eg_arena_calloc(&ix->scratch, ix->dim * sizeof(float));
     eg_vindex_update(ix->vec, slot, vec);
     eg_arena_reset(&ix->scratch);
+    eg__mx_changed(ix);
     return 0;
 }
 

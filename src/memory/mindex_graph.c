@@ -325,6 +325,7 @@ int eg_mindex_put_doc(eg_mindex_t *ix, const eg_mem_doc_t *d)
 
     if (!ix || !d || !d->id || !d->id[0])
         return EG_EINVAL;
+    eg__mx_changed(ix);
     idx = eg__mx_doc_ensure(ix, d->id); /* may move ix->docs */
     x = &ix->docs[idx];
     x->stub = false;
@@ -343,6 +344,7 @@ int eg_mindex_remove_doc(eg_mindex_t *ix, const char *doc_id)
 
     if (idx == EG_MINDEX_NONE)
         return EG_ENOTFOUND;
+    eg__mx_changed(ix);
     doc_drop(ix, idx);
     return 0;
 }
@@ -391,6 +393,7 @@ int eg_mindex_put_entity(eg_mindex_t *ix, const eg_mem_entity_t *e)
 
     if (!ix || idlen == 0 || idlen > EG_MEM_UUID_LEN || !e->canonical_name)
         return EG_EINVAL;
+    eg__mx_changed(ix);
     folded = eg_mem_entity_fold(&ix->scratch, e->canonical_name);
     idx = eg__smap_get(ix, &ix->ent_by_id, e->id);
     if (idx == EG_MINDEX_NONE) {
@@ -458,6 +461,7 @@ int eg_mindex_remove_entity(eg_mindex_t *ix, const char *entity_id)
 
     if (idx == EG_MINDEX_NONE)
         return EG_ENOTFOUND;
+    eg__mx_changed(ix);
     x = &ix->ents[idx];
     for (uint32_t i = 0; i < x->pub.nslots; i++)
         unit_drop_entity(ix, &ix->units[x->pub.slots[i]], idx);
@@ -483,6 +487,7 @@ int eg__mx_entity_stat(eg_mindex_t *ix, const char *entity_id, char field, int64
 
     if (idx == EG_MINDEX_NONE)
         return EG_ENOTFOUND;
+    eg__mx_changed(ix);
     if (field == 'n')
         ix->ents[idx].pub.mention_count = v;
     else if (field == 'f')

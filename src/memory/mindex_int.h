@@ -115,7 +115,11 @@ struct eg_mindex_s {
     eg__torder_t by_event; /* occurred_start, else mentioned_at */
 
     eg_arena_t scratch; /* per-call temporaries (tokens, folded names) */
+    uint64_t version;   /* eg_mindex_version: bumped by eg__mx_changed */
 };
+
+/* Record a change of ix (a new, process-wide unique version). */
+void eg__mx_changed(eg_mindex_t *ix);
 
 /* Allocation with byte accounting (ix->heap counts what malloc really hands out, per chunk). */
 void *eg__mx_alloc(eg_mindex_t *ix, size_t n);

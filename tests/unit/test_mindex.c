@@ -191,6 +191,43 @@ Test(mindex, slots_are_reused)
     eg_mindex_free(ix);
 }
 
+/* Every change gives a new version, unique across indexes; reads leave it alone. */
+Test(mindex, version_changes_with_every_change)
+{
+    eg_mindex_t *a = eg_mindex_new(DIM), *b = eg_mindex_new(DIM);
+    eg_mem_entity_t e = {.id = eid(1), .canonical_name = "Alice"};
+    eg_mem_doc_t d = {.id = "doc-1"};
+    eg_mem_unit_t u = unit(1, "a fact");
+    uint64_t v;
+
+    cr_assert_neq(eg_mindex_version(a), eg_mindex_version(b));
+    v = eg_mindex_version(a);
+    put(a, &u, NULL, 0);
+    cr_assert_neq(eg_mindex_version(a), v);
+    v = eg_mindex_version(a);
+    (void)eg_mindex_unit(a, slot_of(a, 1));
+    (void)eg_mindex_count(a);
+    cr_assert_eq(eg_mindex_version(a), v);
+    cr_assert_eq(eg_mindex_put_entity(a, &e), 0);
+    cr_assert_neq(eg_mindex_version(a), v);
+    v = eg_mindex_version(a);
+    cr_assert_eq(eg_mindex_put_doc(a, &d), 0);
+    cr_assert_neq(eg_mindex_version(a), v);
+    v = eg_mindex_version(a);
+    cr_assert_eq(eg_mindex_remove_entity(a, eid(1)), 0);
+    cr_assert_neq(eg_mindex_version(a), v);
+    v = eg_mindex_version(a);
+    cr_assert_eq(eg_mindex_remove_doc(a, "doc-1"), 0);
+    cr_assert_neq(eg_mindex_version(a), v);
+    v = eg_mindex_version(a);
+    cr_assert_eq(eg_mindex_remove_unit(a, uid(1)), 0);
+    cr_assert_neq(eg_mindex_version(a), v);
+    cr_assert_neq(eg_mindex_version(a), eg_mindex_version(b));
+    cr_assert_eq(eg_mindex_version(NULL), 0);
+    eg_mindex_free(a);
+    eg_mindex_free(b);
+}
+
 Test(mindex, links_both_sides_and_pending)
 {
     eg_mindex_t *ix = eg_mindex_new(DIM);
