@@ -130,6 +130,13 @@ void eg__req_prepare_fatal(eg_conn_t *c, eg_req_t *req)
     if (req->request_id[0] == '\0')
         eg__request_id(c->srv, req->request_id);
     req->face = &eg_face_engram;
+    /* Once the target is known (a 413 arrives after the headers), the face the request was
+     * for renders the error, so a Hindsight client gets {"detail": ...}. */
+    if (req->target != NULL && req->target[0] == '/') {
+        char *path = eg_arena_strndup(&req->arena, req->target, strcspn(req->target, "?#"));
+
+        req->face = eg_router_face_for(c->srv->router, path);
+    }
 }
 
 /* ---- connection teardown ----------------------------------------------------------------- */

@@ -266,3 +266,13 @@ test('min_scores.final and max_tokens cut the results', async () => {
     res = await recall(id, 'Alice Google Zurich engineer', { max_tokens: 14 });
     assert.equal(res.results.length, 1, JSON.stringify(res.results));
 });
+
+test('an oversize retain body is 413 in Hindsight\'s error shape and writes nothing', async () => {
+    const id = uniqueName('rr');
+    const big = { items: [{ content: 'x'.repeat(10 * 1024 * 1024 + 16) }] };
+    const r = await a('POST', `${bank(id)}/memories`, big);
+    assert.equal(r.status, 413, r.body.slice(0, 200));
+    assert.match(r.json.detail, /exceeds the limit/);
+    const p = await a('GET', `${bank(id)}/profile`);
+    assert.equal(p.status, 404, p.body);
+});
