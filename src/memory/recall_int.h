@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include "engram/arena.h"
+#include "engram/mindex.h"
+#include "engram/mstore.h"
 #include "engram/topk.h"
 
 /* An open-addressing map from slot numbers to small indexes (uint32), in an arena. It grows by
@@ -26,6 +28,14 @@ uint32_t *eg__slotmap_get(const eg__slotmap_t *m, uint32_t key);
 
 /* The value of key, inserted as val (and *added = true) when absent. */
 uint32_t *eg__slotmap_put(eg__slotmap_t *m, uint32_t key, uint32_t val, bool *added);
+
+/* Live, valid units of a fact type in ix (from the filter bitmaps recall keeps per index
+ * version, recall.c). */
+size_t eg__recall_type_count(eg_mindex_t *ix, eg_fact_type_t type);
+
+/* Decode a stored unit record like eg_mem_unit_parse (engram/mstore.h), without a cJSON tree for
+ * the common shape (recall_record.c). 0 or EG_EINVAL. */
+int eg__recall_unit_decode(eg_arena_t *a, const char *json, size_t len, eg_mem_unit_t *out);
 
 /* Sort hits best first: score descending, ties by lower slot. */
 void eg__hits_sort(eg_hit_t *h, size_t n);
