@@ -168,30 +168,106 @@ static double ms_since(uint64_t t0)
     return (double)(eg_mono_ns() - t0) / 1e6;
 }
 
-/* Build one allowed-slots bitmap per requested fact type: live, valid units of that type whose
- * tags pass the request's filter. Returns the number of allowed units. */
-static size_t build_filters(eg_arena_t *a, eg_mindex_t *ix, const eg_recall_req_t *req,
-                            uint64_t *bm[EG_FACT_NTYPES], size_t count[EG_FACT_NTYPES])
+/* ---- filter bitmaps -----------------------------------------------------------------------
+ *
+ * Which units a recall may return depends on their type and state, and on the request's tag
+ * filter. The first part is the same for every request until the index changes, and walking every
+ * slot for it costs as much as a keyword search at 10^5 facts, so the per-type bitmaps of live,
+ * valid units are kept per (index, version) for the few most recently recalled banks. Only a tag
+ * filter makes a recall walk the units, and then only those of its types. */
+
+#define FCACHE_N 8
+
+typedef struct {
+    const eg_mindex_t *ix; /* NULL: free entry */
+    uint64_t version, used;
+    size_t nslots;
+    uint64_t *bm[EG_FACT_NTYPES];
+    size_t count[EG_FACT_NTYPES];
+} fcache_t;
+
+static fcache_t fcache[FCACHE_N];
+static uint64_t fcache_tick;
+
+static const fcache_t *type_bitmaps(eg_mindex_t *ix)
 {
-    size_t nslots = eg_mindex_slots(ix), words = (nslots + 63) / 64, total = 0;
+    uint64_t v = eg_mindex_version(ix);
+    size_t nslots = eg_mindex_slots(ix), words = (nslots + 63) / 64;
+    fcache_t *f = &fcache[0];
+
+    for (int i = 0; i < FCACHE_N; i++) {
+        if (fcache[i].ix == ix && fcache[i].version == v) {
+            fcache[i].used = ++fcache_tick;
+            return &fcache[i];
+        }
+        if (fcache[i].used < f->used)
+            f = &fcache[i];
+    }
+    for (int t = 0; t < EG_FACT_NTYPES; t++) {
+        free(f->bm[t]);
+        f->bm[t] = eg_xcalloc(words ? words : 1, sizeof(uint64_t));
+        f->count[t] = 0;
+    }
+    for (uint32_t s = 0; s < nslots; s++) {
+        const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
+
+        if (!u || u->invalidated || u->type >= EG_FACT_NTYPES)
+            continue;
+        f->bm[u->type][s >> 6] |= UINT64_C(1) << (s & 63);
+        f->count[u->type]++;
+    }
+    f->ix = ix;
+    f->version = v;
+    f->nslots = nslots;
+    f->used = ++fcache_tick;
+    return f;
+}
+
+size_t eg__recall_type_count(eg_mindex_t *ix, eg_fact_type_t type)
+{
+    return (unsigned)type < EG_FACT_NTYPES ? type_bitmaps(ix)->count[type] : 0;
+}
+
+/* One allowed-slots bitmap per requested fact type present in the bank (NULL otherwise): live,
+ * valid units of that type whose tags pass the request's filter. Returns the number allowed. */
+static size_t build_filters(eg_arena_t *a, eg_mindex_t *ix, const eg_recall_req_t *req,
+                            const uint64_t *bm[EG_FACT_NTYPES], size_t count[EG_FACT_NTYPES])
+{
+    const fcache_t *fc = type_bitmaps(ix);
+    size_t words = (fc->nslots + 63) / 64, total = 0;
     eg_tagfilter_t *tf;
 
     eg_tagfilter_compile(a, req->tags, req->ntags, req->tags_match, req->tag_groups,
                          req->ntag_groups, tag_lookup, ix, &tf);
     for (int t = 0; t < EG_FACT_NTYPES; t++) {
-        count[t] = 0;
-        bm[t] = (req->types & (1u << t)) ? eg_arena_calloc(a, (words ? words : 1) * 8) : NULL;
-    }
-    for (uint32_t s = 0; s < nslots; s++) {
-        const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
+        uint64_t *m;
 
-        if (!u || u->invalidated || u->type >= EG_FACT_NTYPES || !bm[u->type])
+        bm[t] = NULL;
+        count[t] = 0;
+        if (!(req->types & (1u << t)) || !fc->count[t])
             continue;
-        if (tf && !eg_tagfilter_match(tf, u->tags, u->ntags))
+        if (!tf) {
+            bm[t] = fc->bm[t];
+            count[t] = fc->count[t];
+            total += count[t];
             continue;
-        bm[u->type][s >> 6] |= UINT64_C(1) << (s & 63);
-        count[u->type]++;
-        total++;
+        }
+        m = eg_arena_calloc(a, (words ? words : 1) * sizeof(uint64_t));
+        for (size_t w = 0; w < words; w++) {
+            for (uint64_t bits = fc->bm[t][w]; bits; bits &= bits - 1) {
+                uint32_t s = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
+                const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
+
+                if (eg_tagfilter_match(tf, u->tags, u->ntags)) {
+                    m[w] |= UINT64_C(1) << (s & 63);
+                    count[t]++;
+                }
+            }
+        }
+        if (count[t]) {
+            bm[t] = m;
+            total += count[t];
+        }
     }
     return total;
 }
@@ -203,7 +279,7 @@ int eg_recall_rank(eg_arena_t *a, eg_mindex_t *ix, const eg_recall_req_t *req, i
     uint64_t t0 = eg_mono_ns(), t;
     size_t depth = eg_recall_budget_depth(req->budget), dim = eg_mindex_dim(ix);
     size_t nslots = eg_mindex_slots(ix), count[EG_FACT_NTYPES], nterms = 0, n;
-    uint64_t *bm[EG_FACT_NTYPES];
+    const uint64_t *bm[EG_FACT_NTYPES];
     arm_list_t arms[EG_RECALL_NARMS];
     eg_recall_list_t lists[EG_RECALL_NARMS];
     const char **terms = NULL;
