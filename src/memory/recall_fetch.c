@@ -13,6 +13,7 @@
 #include "engram/error.h"
 #include "engram/log.h"
 #include "engram/recall.h"
+#include "engram/store.h"
 #include "engram/text.h"
 #include "engram/util.h"
 
@@ -39,7 +40,7 @@ typedef struct recall_op_s {
     eg_recall_cand_t *cands;
     size_t n;
     const char **ids;
-    size_t nids;
+    size_t nids, ids_cap;
     const eg_mem_unit_t **units; /* copies, NULL when missing */
     const char ***names;         /* entity names per result */
     size_t *nnames;
@@ -69,37 +70,6 @@ static const char *const *strv_copy(eg_arena_t *a, const char *const *v, size_t 
     for (size_t i = 0; i < n; i++)
         o[i] = eg_arena_strdup(a, v[i]);
     return o;
-}
-
-static void json_delete(void *p)
-{
-    cJSON_Delete(p);
-}
-
-/* A deep copy of a unit record into the arena. */
-static const eg_mem_unit_t *unit_copy(eg_arena_t *a, const eg_mem_unit_t *u)
-{
-    eg_mem_unit_t *c = eg_arena_alloc(a, sizeof(*c));
-
-    *c = *u;
-    c->id = eg_arena_strdup(a, u->id);
-    c->text = eg_arena_strdup(a, u->text ? u->text : "");
-    c->context = eg_arena_strdup(a, u->context ? u->context : "");
-    c->tags = strv_copy(a, u->tags, u->ntags);
-    c->entity_ids = strv_copy(a, u->entity_ids, u->nentities);
-    c->source_ids = strv_copy(a, u->source_ids, u->nsources);
-    c->document_id = eg_arena_strdup(a, u->document_id);
-    c->chunk_id = eg_arena_strdup(a, u->chunk_id);
-    c->invalidation_reason = eg_arena_strdup(a, u->invalidation_reason);
-    c->metadata = NULL;
-    if (u->metadata) {
-        cJSON *m = cJSON_Duplicate(u->metadata, 1);
-        if (m) {
-            eg_arena_defer(a, json_delete, m);
-            c->metadata = m;
-        }
-    }
-    return c;
 }
 
 static void op_free(recall_op_t *op)
@@ -170,14 +140,29 @@ static void finish(recall_op_t *op, int err)
 
 static void fetch_step(recall_op_t *op);
 
-static void on_units(void *udata, int err, const eg_mem_unit_t *const *units, size_t n)
+/* The HMGET reply of the units: records are decoded straight into the operation's arena. */
+static void on_units(void *udata, int err, redisReply *r)
 {
     recall_op_t *op = udata;
 
+    if (!err && r->type == REDIS_REPLY_ERROR)
+        err = EG_EREDIS;
+    else if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != op->nids))
+        err = EG_EREDIS;
     if (err)
         op->err = err;
-    for (size_t i = 0; !err && i < n && i < op->nids; i++)
-        op->units[i] = units[i] ? unit_copy(&op->a, units[i]) : NULL;
+    for (size_t i = 0; !err && i < op->nids; i++) {
+        const redisReply *e = r->element[i];
+        eg_mem_unit_t *u;
+
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        u = eg_arena_alloc(&op->a, sizeof(*u));
+        if (eg__recall_unit_decode(&op->a, e->str, e->len, u) == 0)
+            op->units[i] = u;
+        else
+            eg_log_warn("recall: a stored unit record does not parse; treated as missing");
+    }
     op->pending--;
     fetch_step(op);
 }
@@ -266,15 +251,34 @@ static int cmp_obs(const void *pa, const void *pb)
     return strcmp(a->id, b->id);
 }
 
+/* Append id to op->ids, growing it in the arena. */
+static void ids_push(recall_op_t *op, const char *id)
+{
+    if (op->nids == op->ids_cap) {
+        size_t cap = op->ids_cap ? op->ids_cap * 2 : 64;
+        const char **v = eg_arena_alloc(&op->a, cap * sizeof(*v));
+
+        if (op->nids)
+            memcpy(v, op->ids, op->nids * sizeof(*v));
+        op->ids = v;
+        op->ids_cap = cap;
+    }
+    op->ids[op->nids++] = id;
+}
+
 /* The entities of the kept results in order of first mention, each with its observations (newest
  * first), while the entity budget lasts: a name costs its tokens, each observation its text's;
- * the fill stops at the first that does not fit. Their observation ids are appended to ids[]. */
-static void pick_entities(recall_op_t *op, eg_mindex_t *ix, const char **ids, size_t *nids)
+ * the fill stops at the first that does not fit. Their observation ids are appended to ids[].
+ * Observations are looked for among an entity's units only when the bank has any (an entity
+ * such as a city can have thousands of units). */
+static void pick_entities(recall_op_t *op, eg_mindex_t *ix)
 {
     eg_arena_t *a = &op->a;
     eg__slotmap_t seen;
     size_t used = 0, budget = op->req.entities_max_tokens, cap = 0;
-    bool full = false;
+    bool full = false, observations = eg__recall_type_count(ix, EG_FACT_OBSERVATION) > 0;
+    const eg_mindex_unit_t **obs = NULL;
+    size_t obs_cap = 0;
 
     for (size_t i = 0; i < op->n; i++)
         cap += eg_mindex_unit(ix, op->cands[i].slot)->nents;
@@ -285,7 +289,6 @@ static void pick_entities(recall_op_t *op, eg_mindex_t *ix, const char **ids, si
 
         for (size_t j = 0; j < u->nents && !full; j++) {
             const eg_mindex_entity_t *e = eg_mindex_entity(ix, u->ents[j]);
-            const eg_mindex_unit_t **obs;
             size_t nobs = 0, tok;
             bool added;
             ent_pick_t *p;
@@ -304,8 +307,13 @@ static void pick_entities(recall_op_t *op, eg_mindex_t *ix, const char **ids, si
             p = &op->ents[op->nents++];
             p->id = eg_arena_strdup(a, e->id);
             p->name = eg_arena_strdup(a, e->name);
-            p->first = *nids;
-            obs = e->nslots ? eg_arena_alloc(a, e->nslots * sizeof(*obs)) : NULL;
+            p->first = op->nids;
+            if (!observations)
+                continue;
+            if (e->nslots > obs_cap) {
+                obs_cap = e->nslots;
+                obs = eg_arena_alloc(a, obs_cap * sizeof(*obs));
+            }
             for (size_t k = 0; k < e->nslots; k++) {
                 const eg_mindex_unit_t *o = eg_mindex_unit(ix, e->slots[k]);
                 if (o && !o->invalidated && o->type == EG_FACT_OBSERVATION)
@@ -319,7 +327,7 @@ static void pick_entities(recall_op_t *op, eg_mindex_t *ix, const char **ids, si
                     break;
                 }
                 used += obs[k]->tokens;
-                ids[(*nids)++] = eg_arena_strdup(a, obs[k]->id);
+                ids_push(op, eg_arena_strdup(a, obs[k]->id));
                 p->n++;
             }
         }
@@ -355,7 +363,6 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
     recall_op_t *op = udata;
     eg_arena_t *a = &op->a;
     eg_recall_ranked_t r;
-    size_t cap_ids;
     int rc;
 
     if (err) {
@@ -371,22 +378,12 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
     op->n = r.n;
 
     /* Copy out what the index knows: ids, entity names, trace ids. */
-    cap_ids = op->n;
-    if (op->req.entities)
-        for (size_t i = 0; i < op->n; i++) {
-            const eg_mindex_unit_t *u = eg_mindex_unit(ix, op->cands[i].slot);
-            for (size_t j = 0; j < u->nents; j++) {
-                const eg_mindex_entity_t *e = eg_mindex_entity(ix, u->ents[j]);
-                cap_ids += e ? e->nslots : 0;
-            }
-        }
-    op->ids = eg_arena_alloc(a, (cap_ids ? cap_ids : 1) * sizeof(char *));
     op->names = op->n ? eg_arena_alloc(a, op->n * sizeof(char **)) : NULL;
     op->nnames = op->n ? eg_arena_calloc(a, op->n * sizeof(size_t)) : NULL;
     for (size_t i = 0; i < op->n; i++) {
         const eg_mindex_unit_t *u = eg_mindex_unit(ix, op->cands[i].slot);
 
-        op->ids[op->nids++] = eg_arena_strdup(a, u->id);
+        ids_push(op, eg_arena_strndup(a, u->id, strlen(u->id)));
         op->names[i] = u->nents ? eg_arena_alloc(a, u->nents * sizeof(char *)) : NULL;
         for (size_t j = 0; j < u->nents; j++) {
             const eg_mindex_entity_t *e = eg_mindex_entity(ix, u->ents[j]);
@@ -395,7 +392,7 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
         }
     }
     if (op->req.entities)
-        pick_entities(op, ix, op->ids, &op->nids);
+        pick_entities(op, ix);
     if (op->req.chunks)
         pick_chunks(op, ix);
     if (op->req.trace && r.nscored) {
@@ -411,7 +408,12 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
     op->t_fetch = eg_mono_ns();
     op->units = op->nids ? eg_arena_calloc(a, op->nids * sizeof(*op->units)) : NULL;
     if (op->nids) {
-        if ((rc = eg_mem_units_get(op->ws, op->bank, op->ids, op->nids, on_units, op)) != 0) {
+        const char **argv = eg_arena_alloc(a, (op->nids + 2) * sizeof(*argv));
+
+        argv[0] = "HMGET";
+        argv[1] = eg_key(a, "b", eg_arena_printf(a, "%s/%s", op->ws, op->bank), "u");
+        memcpy(argv + 2, op->ids, op->nids * sizeof(*argv));
+        if ((rc = eg_store_commandv(on_units, op, (int)(op->nids + 2), argv, NULL)) != 0) {
             finish(op, rc);
             return;
         }
