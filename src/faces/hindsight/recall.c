@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engram/bank.h"
+#include "engram/buf.h"
 #include "engram/error.h"
 #include "engram/recall.h"
 #include "engram/text.h"
@@ -367,43 +368,214 @@ static void add_score(cJSON *o, const char *name, float v)
         cJSON_AddNumberToObject(o, name, score(v));
 }
 
-static cJSON *strings_json(const char *const *s, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
+/* ---- the response, written straight into a buffer -----------------------------------------
+ *
+ * A recall at the default 4096 tokens shows a few hundred results: building them as a cJSON tree
+ * (a malloc per member, numbers printed and re-scanned) and printing it cost more than the whole
+ * ranking, so RecallResponse is written directly, in the members' order and with the numbers
+ * cJSON would print. Absent (null) members are left out, as eg__hs_send does. */
 
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(s[i]));
-    return a;
+static void w_key(eg_buf_t *b, const char *key)
+{
+    eg_buf_append(b, ",\"", 2);
+    eg_buf_puts(b, key);
+    eg_buf_append(b, "\":", 2);
 }
 
-static cJSON *item_json(const eg_recall_item_t *it)
+static void w_str(eg_buf_t *b, const char *key, const char *v)
+{
+    w_key(b, key);
+    eg_buf_json_str(b, v);
+}
+
+static void w_strings(eg_buf_t *b, const char *key, const char *const *s, size_t n)
+{
+    w_key(b, key);
+    eg_buf_append(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            eg_buf_append(b, ",", 1);
+        eg_buf_json_str(b, s[i]);
+    }
+    eg_buf_append(b, "]", 1);
+}
+
+/* A score rounded to 6 decimals, as cJSON prints the double score() gives: the decimal itself
+ * (%1.15g of it), trailing zeros dropped. Tiny and huge values take cJSON's own format. */
+static void w_number(eg_buf_t *b, float v)
+{
+    double d = score(v);
+    char out[40], *p = out + sizeof(out);
+    long long m;
+    bool neg;
+    int frac;
+
+    if (!isfinite(d) || fabs(d) >= 1e9 || (d != 0 && fabs(d) < 1e-4)) {
+        if (!isfinite(d))
+            eg_buf_append(b, "null", 4);
+        else
+            eg_buf_printf(b, d == (double)(int)d ? "%.0f" : "%1.15g", d);
+        return;
+    }
+    m = llround(d * 1e6);
+    neg = m < 0;
+    if (neg)
+        m = -m;
+    frac = (int)(m % 1000000);
+    m /= 1000000;
+    if (frac) {
+        int digits = 6;
+
+        while (frac % 10 == 0) {
+            frac /= 10;
+            digits--;
+        }
+        while (digits--) {
+            *--p = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        *--p = '.';
+    }
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (neg)
+        *--p = '-';
+    eg_buf_append(b, p, (size_t)(out + sizeof(out) - p));
+}
+
+/* A score member, left out when the arm did not surface the result (NAN). */
+static void w_score(eg_buf_t *b, const char *key, float v)
+{
+    if (isnan(v))
+        return;
+    w_key(b, key);
+    w_number(b, v);
+}
+
+static char *put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* An ISO time as eg_text_format_iso writes it (Python's isoformat), without printf. */
+static void w_time(eg_buf_t *b, const char *key, int64_t us)
+{
+    const int64_t day = INT64_C(86400000000);
+    char out[EG_TEXT_ISO_MAX], *p = out;
+    int64_t days, rem, y;
+    unsigned m, d, secs, frac;
+
+    if (us == EG_MEM_TIME_NONE)
+        return;
+    w_key(b, key);
+    days = us >= 0 ? us / day : -((-us + day - 1) / day);
+    rem = us - days * day;
+    eg_text_civil_from_days(days, &y, &m, &d);
+    if (y < 1 || y > 9999) {
+        size_t n = eg_text_format_iso(us, out);
+
+        eg_buf_append(b, "\"", 1);
+        eg_buf_append(b, out, n);
+        eg_buf_append(b, "\"", 1);
+        return;
+    }
+    secs = (unsigned)(rem / 1000000);
+    frac = (unsigned)(rem % 1000000);
+    *p++ = '"';
+    p = put2(p, (unsigned)(y / 100));
+    p = put2(p, (unsigned)(y % 100));
+    *p++ = '-';
+    p = put2(p, m);
+    *p++ = '-';
+    p = put2(p, d);
+    *p++ = 'T';
+    p = put2(p, secs / 3600);
+    *p++ = ':';
+    p = put2(p, secs / 60 % 60);
+    *p++ = ':';
+    p = put2(p, secs % 60);
+    if (frac) {
+        *p++ = '.';
+        p = put2(p, frac / 10000);
+        p = put2(p, frac / 100 % 100);
+        p = put2(p, frac % 100);
+    }
+    memcpy(p, "+00:00\"", 7);
+    eg_buf_append(b, out, (size_t)(p + 7 - out));
+}
+
+/* A cJSON value (metadata), nulls dropped as everywhere else. */
+static void w_json(eg_buf_t *b, const char *key, const cJSON *v)
+{
+    cJSON *c;
+    char *text;
+
+    w_key(b, key);
+    if (!v || !v->child) {
+        eg_buf_append(b, "{}", 2);
+        return;
+    }
+    c = cJSON_Duplicate(v, true);
+    eg__hs_strip_nulls(c, NULL);
+    text = cJSON_PrintUnformatted(c);
+    eg_buf_puts(b, text ? text : "{}");
+    cJSON_free(text);
+    cJSON_Delete(c);
+}
+
+static void w_item(eg_buf_t *b, const eg_recall_item_t *it)
 {
     const eg_mem_unit_t *u = it->unit;
-    cJSON *j = cJSON_CreateObject(), *sc;
 
-    cJSON_AddStringToObject(j, "id", u->id);
-    cJSON_AddStringToObject(j, "text", u->text);
-    cJSON_AddStringToObject(j, "type", eg_fact_type_name(u->type));
-    cJSON_AddItemToObject(j, "entities", strings_json(it->entity_names, it->nentity_names));
+    eg_buf_append(b, "{\"id\":", 6);
+    eg_buf_json_str(b, u->id);
+    w_str(b, "text", u->text);
+    w_str(b, "type", eg_fact_type_name(u->type));
+    w_strings(b, "entities", it->entity_names, it->nentity_names);
     if (u->context && u->context[0])
-        cJSON_AddStringToObject(j, "context", u->context);
-    eg__hs_add_time_us(j, "occurred_start", u->occurred_start);
-    eg__hs_add_time_us(j, "occurred_end", u->occurred_end);
-    eg__hs_add_time_us(j, "mentioned_at", u->mentioned_at);
+        w_str(b, "context", u->context);
+    w_time(b, "occurred_start", u->occurred_start);
+    w_time(b, "occurred_end", u->occurred_end);
+    w_time(b, "mentioned_at", u->mentioned_at);
     if (u->document_id)
-        cJSON_AddStringToObject(j, "document_id", u->document_id);
-    cJSON_AddItemToObject(j, "metadata",
-                          u->metadata ? cJSON_Duplicate(u->metadata, true) : cJSON_CreateObject());
+        w_str(b, "document_id", u->document_id);
+    w_json(b, "metadata", u->metadata);
     if (u->chunk_id)
-        cJSON_AddStringToObject(j, "chunk_id", u->chunk_id);
-    cJSON_AddItemToObject(j, "tags", strings_json(u->tags, u->ntags));
+        w_str(b, "chunk_id", u->chunk_id);
+    w_strings(b, "tags", u->tags, u->ntags);
     if (u->nsources)
-        cJSON_AddItemToObject(j, "source_fact_ids", strings_json(u->source_ids, u->nsources));
-    sc = cJSON_AddObjectToObject(j, "scores");
-    cJSON_AddNumberToObject(sc, "final", score(it->final));
-    add_score(sc, "semantic", it->semantic);
-    add_score(sc, "keyword", it->keyword);
-    return j;
+        w_strings(b, "source_fact_ids", u->source_ids, u->nsources);
+    eg_buf_puts(b, ",\"scores\":{\"final\":");
+    w_number(b, it->final);
+    w_score(b, "semantic", it->semantic);
+    w_score(b, "keyword", it->keyword);
+    eg_buf_append(b, "}}", 2);
+}
+
+/* A set of strings in the arena (the entity names already written). */
+typedef struct {
+    const char **keys;
+    size_t mask;
+} nameset_t;
+
+static bool nameset_add(nameset_t *s, const char *name)
+{
+    size_t h = 1469598103934665603u;
+
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+        if (!s->keys[i]) {
+            s->keys[i] = name;
+            return true;
+        }
+        if (!strcmp(s->keys[i], name))
+            return false;
+    }
 }
 
 static cJSON *trace_json(const recall_ctx_t *c, const eg_recall_result_t *res)
@@ -466,63 +638,91 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
 {
     recall_ctx_t *c = udata;
     eg_req_t *req = c->req;
-    cJSON *j, *results;
+    eg_buf_t b = EG_BUF_INIT;
 
     if (err) {
         eg__hs_fail(req, err, "recall failed");
         return;
     }
-    j = cJSON_CreateObject();
-    results = cJSON_AddArrayToObject(j, "results");
-    for (size_t i = 0; i < res->n; i++)
-        cJSON_AddItemToArray(results, item_json(&res->items[i]));
-    if (c->r.trace)
-        cJSON_AddItemToObject(j, "trace", trace_json(c, res));
-    if (c->r.entities) {
-        cJSON *ents = cJSON_AddObjectToObject(j, "entities");
+    eg_buf_reserve(&b, 512 + res->n * 768 + res->nentities * 128);
+    eg_buf_append(&b, "{\"results\":[", 12);
+    for (size_t i = 0; i < res->n; i++) {
+        if (i)
+            eg_buf_append(&b, ",", 1);
+        w_item(&b, &res->items[i]);
+    }
+    eg_buf_append(&b, "]", 1);
+    if (c->r.trace) {
+        cJSON *t = trace_json(c, res);
+        char *text;
 
+        eg__hs_strip_nulls(t, NULL);
+        text = cJSON_PrintUnformatted(t);
+        w_key(&b, "trace");
+        eg_buf_puts(&b, text ? text : "{}");
+        cJSON_free(text);
+        cJSON_Delete(t);
+    }
+    if (c->r.entities) {
+        /* Keyed by name, as Hindsight does; a second entity of the same name keeps the first. */
+        nameset_t seen = {NULL, 0};
+        size_t cap = 16;
+        bool first = true;
+
+        while (cap < 2 * res->nentities)
+            cap *= 2;
+        seen.keys = eg_arena_calloc(&req->arena, cap * sizeof(*seen.keys));
+        seen.mask = cap - 1;
+        w_key(&b, "entities");
+        eg_buf_append(&b, "{", 1);
         for (size_t i = 0; i < res->nentities; i++) {
             const eg_recall_entity_t *e = &res->entities[i];
-            cJSON *o = cJSON_CreateObject(), *obs;
 
-            cJSON_AddStringToObject(o, "entity_id", e->id);
-            cJSON_AddStringToObject(o, "canonical_name", e->canonical_name);
-            obs = cJSON_AddArrayToObject(o, "observations");
+            if (!nameset_add(&seen, e->canonical_name))
+                continue;
+            if (!first)
+                eg_buf_append(&b, ",", 1);
+            first = false;
+            eg_buf_json_str(&b, e->canonical_name);
+            eg_buf_append(&b, ":{\"entity_id\":", 14);
+            eg_buf_json_str(&b, e->id);
+            w_str(&b, "canonical_name", e->canonical_name);
+            w_key(&b, "observations");
+            eg_buf_append(&b, "[", 1);
             for (size_t k = 0; k < e->nobservations; k++) {
-                cJSON *ob = cJSON_CreateObject();
-
-                cJSON_AddStringToObject(ob, "text", e->observations[k]->text);
-                eg__hs_add_time_us(ob, "mentioned_at", e->observations[k]->mentioned_at);
-                cJSON_AddItemToArray(obs, ob);
+                eg_buf_append(&b, k ? ",{\"text\":" : "{\"text\":", k ? 9 : 8);
+                eg_buf_json_str(&b, e->observations[k]->text);
+                w_time(&b, "mentioned_at", e->observations[k]->mentioned_at);
+                eg_buf_append(&b, "}", 1);
             }
-            /* Keyed by name, as Hindsight does; a second entity of the same name keeps the first.
-             */
-            if (!cJSON_HasObjectItem(ents, e->canonical_name))
-                cJSON_AddItemToObject(ents, e->canonical_name, o);
-            else
-                cJSON_Delete(o);
+            eg_buf_append(&b, "]}", 2);
         }
+        eg_buf_append(&b, "}", 1);
     }
     if (c->r.chunks) {
-        cJSON *chunks = cJSON_AddObjectToObject(j, "chunks");
-
+        w_key(&b, "chunks");
+        eg_buf_append(&b, "{", 1);
         for (size_t i = 0; i < res->nchunks; i++) {
             const eg_recall_chunk_t *ch = &res->chunks[i];
-            cJSON *o = cJSON_CreateObject();
 
-            cJSON_AddStringToObject(o, "id", ch->id);
-            cJSON_AddStringToObject(o, "text", ch->text);
-            cJSON_AddNumberToObject(o, "chunk_index", (double)ch->chunk_index);
-            cJSON_AddBoolToObject(o, "truncated", ch->truncated);
-            cJSON_AddItemToObject(chunks, ch->id, o);
+            if (i)
+                eg_buf_append(&b, ",", 1);
+            eg_buf_json_str(&b, ch->id);
+            eg_buf_append(&b, ":{\"id\":", 7);
+            eg_buf_json_str(&b, ch->id);
+            w_str(&b, "text", ch->text);
+            eg_buf_printf(&b, ",\"chunk_index\":%zu,\"truncated\":%s}", ch->chunk_index,
+                          ch->truncated ? "true" : "false");
         }
+        eg_buf_append(&b, "}", 1);
     }
     if (c->source_facts) {
         /* Source facts belong to observation results; none carry source_fact_ids yet. */
-        cJSON_AddItemToObject(j, "source_facts", cJSON_CreateObject());
-        cJSON_AddBoolToObject(j, "source_facts_truncated", false);
+        eg_buf_puts(&b, ",\"source_facts\":{},\"source_facts_truncated\":false");
     }
-    eg__hs_send(req, 200, j);
+    eg_buf_append(&b, "}", 1);
+    eg_res_send(req, 200, "application/json", b.data, b.len);
+    eg_buf_free(&b);
 }
 
 static void on_bank(void *udata, int err, const eg_bank_t *bank, bool created)
