@@ -344,6 +344,9 @@ static double idf(const eg_bm25_t *bm, size_t df)
     return log(1.0 + ((double)bm->ndocs - (double)df + 0.5) / ((double)df + 0.5));
 }
 
+/* Document lengths below this get their tf 1 score from a per-query table. */
+#define SCORE_TAB 64
+
 static double term_score(double idf_, uint32_t tf, uint32_t dl, double avgdl)
 {
     double norm = EG_BM25_K1 * (1.0 - EG_BM25_B + EG_BM25_B * (avgdl > 0 ? dl / avgdl : 0));
@@ -401,22 +404,36 @@ size_t eg_bm25_search(eg_bm25_t *bm, const char *const *terms, size_t n, const e
     m = query_terms(bm, terms, n, qt);
 
     /* Term-at-a-time accumulation into a dense per-doc array: for short queries over 10^5 docs
-     * this beats merging postings, and scores are strictly positive so 0 marks "untouched". */
+     * this beats merging postings, and scores are strictly positive so 0 marks "untouched".
+     * Most postings of short facts have tf 1 and a short document: their scores come from a
+     * per-term table by document length (the same double expression, so the same floats). */
     for (size_t i = 0; i < m; i++) {
         const term_t *t = qt[i];
         double w = idf(bm, t->n);
+        float tf1[SCORE_TAB];
+
+        /* Room for every posting of the term (no document is touched twice, so never more than
+         * the documents). */
+        if (ntouched + t->n > bm->touched_cap && bm->touched_cap < bm->docs_cap) {
+            size_t need = EG_MIN(ntouched + t->n, bm->docs_cap),
+                   cap = EG_MAX(bm->touched_cap, 1024);
+            while (cap < need)
+                cap *= 2;
+            cap = EG_MIN(cap, bm->docs_cap);
+            bm->touched = eg_xrealloc(bm->touched, cap * sizeof(uint32_t));
+            bm->touched_cap = cap;
+        }
+        for (uint32_t dl = 0; dl < SCORE_TAB; dl++)
+            tf1[dl] = (float)term_score(w, 1, dl, avgdl);
         for (uint32_t j = 0; j < t->n; j++) {
-            uint32_t doc = t->p[j].doc;
+            uint32_t doc = t->p[j].doc, tf = t->p[j].tf, dl;
             if (q->allow && !(doc < q->allow_nbits && (q->allow[doc >> 6] >> (doc & 63)) & 1))
                 continue;
-            if (bm->acc[doc] == 0) {
-                if (ntouched == bm->touched_cap) {
-                    bm->touched_cap = bm->touched_cap ? bm->touched_cap * 2 : 1024;
-                    bm->touched = eg_xrealloc(bm->touched, bm->touched_cap * sizeof(uint32_t));
-                }
+            if (bm->acc[doc] == 0)
                 bm->touched[ntouched++] = doc;
-            }
-            bm->acc[doc] += (float)term_score(w, t->p[j].tf, bm->docs[doc].len, avgdl);
+            dl = bm->docs[doc].len;
+            bm->acc[doc] +=
+                tf == 1 && dl < SCORE_TAB ? tf1[dl] : (float)term_score(w, tf, dl, avgdl);
         }
     }
     free(qt);
