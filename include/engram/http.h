@@ -12,6 +12,7 @@
 #include "engram/arena.h"
 #include "engram/buf.h"
 #include "engram/config.h"
+#include "engram/ws.h"
 
 typedef struct eg_server_s eg_server_t;
 typedef struct eg_conn_s eg_conn_t;
@@ -196,6 +197,11 @@ eg_wsconn_t *eg_ws_accept(eg_req_t *req, const eg_ws_handler_t *h, void *udata);
 /* Queue a text message. 0; EG_EBUSY when the client reads too slowly (the connection is closed
  * with 1013); EG_ENOTFOUND when it is closing. */
 int eg_ws_send_text(eg_wsconn_t *ws, const char *data, size_t len);
+
+/* Queue a frame shared with other connections (eg_ws_frame_new): the connection takes a
+ * reference instead of a copy when nothing else is waiting to be sent. Same results as
+ * eg_ws_send_text. */
+int eg_ws_send_frame(eg_wsconn_t *ws, eg_ws_frame_t *frame);
 
 /* Start the close handshake with a code and reason (the connection goes once it completes). */
 void eg_ws_close(eg_wsconn_t *ws, int code, const char *reason);

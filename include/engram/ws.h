@@ -169,6 +169,21 @@ int eg_ws_encode_pong(eg_buf_t *out, const void *data, size_t len);
  * boundary. EG_EINVAL for a code that must not be sent. */
 int eg_ws_encode_close(eg_buf_t *out, int code, const char *reason);
 
+/* A frame encoded once and sent to many connections (event fan-out): reference counted, never
+ * modified after eg_ws_frame_new. eg_ws_send_frame (engram/http.h) queues it without a copy. */
+typedef struct eg_ws_frame_s {
+    size_t refs;
+    size_t len;  /* bytes of data: header and payload */
+    char data[]; /* the whole unmasked frame */
+} eg_ws_frame_t;
+
+/* One complete unfragmented frame with one reference (aborts on out-of-memory). */
+eg_ws_frame_t *eg_ws_frame_new(eg_ws_opcode_t op, const void *data, size_t len);
+
+/* Take a reference (returns f), and drop one (f is freed with the last; NULL is a no-op). */
+eg_ws_frame_t *eg_ws_frame_ref(eg_ws_frame_t *f);
+void eg_ws_frame_unref(eg_ws_frame_t *f);
+
 /* A masked frame as a client sends it (tests, fuzz seeds, a future WebSocket client). */
 void eg_ws_encode_masked(eg_buf_t *out, eg_ws_opcode_t op, bool fin, const void *data, size_t len,
                          const uint8_t mask[4]);

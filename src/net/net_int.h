@@ -56,7 +56,10 @@ struct eg_conn_s {
     size_t nqueued;        /* requests in the queue (done or pending) */
     size_t npending_gone;  /* handlers still running after the connection closed */
 
-    eg_buf_t in;       /* unparsed input kept while parsing is paused */
+    eg_buf_t in; /* unparsed input kept while parsing is paused */
+    /* A fan-out frame (eg_ws_send_frame) queued ahead of out by reference, sent without a copy
+     * unless the kernel takes only part of it. */
+    eg_ws_frame_t *shared;
     eg_buf_t out;      /* serialized responses not yet handed to the kernel */
     eg_buf_t inflight; /* bytes owned by an in-progress uv_write */
     uv_write_t wreq;
@@ -112,6 +115,9 @@ void eg__conn_mark_dirty(eg_conn_t *c);
 void eg__conn_close(eg_conn_t *c);
 void eg__conn_start_reading(eg_conn_t *c);
 void eg__conn_timer_start(eg_conn_t *c, uint64_t ms);
+
+/* Output bytes queued and not yet taken by the kernel (shared frame, out, an uv_write). */
+size_t eg__conn_buffered(const eg_conn_t *c);
 
 /* Log and count a finished request (access log line, HTTP metrics). */
 void eg__res_log(eg_req_t *req);

@@ -8,9 +8,14 @@
  * Writes (STYLE.md §7): handlers never write to the socket. A finished response is serialized
  * into the connection's output buffer (or into its request, when an earlier pipelined response is
  * still pending) and the connection is put on the dirty list; a prepare hook flushes every dirty
- * connection with one uv_try_write per loop turn, falling back to uv_write for the remainder. */
+ * connection with one non-blocking send per loop turn, falling back to uv_write for the
+ * remainder. A WebSocket fan-out frame shared by many connections is queued by reference ahead of
+ * the buffer (eg_ws_send_frame) and sent from the one copy. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "engram/error.h"
 #include "engram/log.h"
@@ -158,6 +163,7 @@ static void conn_maybe_free(eg_conn_t *c)
     if (c->ws)
         eg__ws_free(c->ws);
     eg_buf_free(&c->in);
+    eg_ws_frame_unref(c->shared);
     eg_buf_free(&c->out);
     eg_buf_free(&c->inflight);
     eg_buf_free(&c->url);
@@ -322,7 +328,7 @@ int eg__conn_stream_write(eg_req_t *req, const void *data, size_t len)
 
     if (req->gone || c->closing)
         return EG_ENOTFOUND;
-    if (c->out.len + c->inflight.len + req->res_out.len > c->srv->cfg->max_output_bytes)
+    if (eg__conn_buffered(c) + req->res_out.len > c->srv->cfg->max_output_bytes)
         return EG_EBUSY;
     if (len == 0 || req->is_head)
         return 0;
@@ -387,7 +393,7 @@ static void on_write(uv_write_t *w, int status)
 static void conn_maybe_resume(eg_conn_t *c)
 {
     eg_server_t *s = c->srv;
-    size_t buffered = c->out.len + c->inflight.len;
+    size_t buffered = eg__conn_buffered(c);
 
     if (c->closing || c->lingering || c->close_after_flush || c->read_eof)
         return;
@@ -409,6 +415,55 @@ static void conn_maybe_resume(eg_conn_t *c)
     conn_start_reading(c);
 }
 
+size_t eg__conn_buffered(const eg_conn_t *c)
+{
+    return (c->shared ? c->shared->len : 0) + c->out.len + c->inflight.len;
+}
+
+/* send(2) what the kernel takes now, as uv_try_write would but without write(2)'s VFS layer: a
+ * fan-out to thousands of WebSocket clients is one of these per client, and that layer was ~8%
+ * of its CPU. Called only with no uv_write in flight, so libuv's own write queue is empty.
+ * Returns the bytes sent, UV_EAGAIN, or another negative libuv error. */
+static ssize_t conn_try_send(eg_conn_t *c, struct iovec *iov, int niov)
+{
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    uv_os_fd_t fd;
+    ssize_t n;
+
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return UV_EBADF;
+    do {
+        n = niov == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                      : sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : uv_translate_sys_error(errno);
+}
+
+/* The kernel took sent bytes of [shared frame][out]: release the shared frame, copying its unsent
+ * tail (a client whose socket buffer is full) ahead of out. Returns the bytes sent from out. */
+static size_t conn_release_shared(eg_conn_t *c, size_t sent)
+{
+    eg_ws_frame_t *f = c->shared;
+    size_t len = f->len;
+    eg_buf_t rest = EG_BUF_INIT;
+
+    c->shared = NULL;
+    if (sent >= len) {
+        eg_ws_frame_unref(f);
+        return sent - len;
+    }
+    eg_buf_reserve(&rest, len - sent + c->out.len);
+    eg_buf_append(&rest, f->data + sent, len - sent);
+    if (c->out.len)
+        eg_buf_append(&rest, c->out.data, c->out.len);
+    eg_buf_free(&c->out);
+    c->out = rest;
+    eg_ws_frame_unref(f);
+    return 0;
+}
+
 static void conn_flush(eg_conn_t *c)
 {
     eg_server_t *s = c->srv;
@@ -416,18 +471,31 @@ static void conn_flush(eg_conn_t *c)
     if (c->closing)
         return;
     conn_pop_done(c);
-    if (c->out.len && !c->writing) {
-        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if ((c->shared || c->out.len) && !c->writing) {
+        struct iovec iov[2];
+        int niov = 0;
+        ssize_t n;
+
+        if (c->shared)
+            iov[niov++] = (struct iovec){.iov_base = c->shared->data, .iov_len = c->shared->len};
+        if (c->out.len)
+            iov[niov++] = (struct iovec){.iov_base = c->out.data, .iov_len = c->out.len};
+        n = conn_try_send(c, iov, niov);
         if (n < 0 && n != UV_EAGAIN) {
             conn_close(c);
             return;
         }
+        if (n < 0)
+            n = 0;
+        if (c->shared)
+            n = (ssize_t)conn_release_shared(c, (size_t)n);
         if (n > 0)
             eg_buf_consume(&c->out, (size_t)n);
         if (c->out.len) {
             /* The kernel buffer is full: hand the rest to uv_write and keep it stable. */
             eg_buf_t tmp = c->inflight;
+            uv_buf_t b;
+
             c->inflight = c->out;
             c->out = tmp;
             eg_buf_clear(&c->out);
@@ -440,11 +508,12 @@ static void conn_flush(eg_conn_t *c)
             c->writing = 1;
         }
     }
-    if (c->out.len + c->inflight.len > s->cfg->max_output_bytes && c->reading) {
+    if (eg__conn_buffered(c) > s->cfg->max_output_bytes && c->reading) {
         /* A slow reader: stop reading (and so producing) until its output drains. */
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
+    /* Not writing: the shared frame, if any, was sent or copied into out above. */
     if (!c->writing && c->out.len == 0 && c->nqueued == 0 && c->close_after_flush) {
         conn_linger(c);
         return;

@@ -6,6 +6,7 @@
  * refused at its first bad byte rather than after it was buffered in full. Every limit is checked
  * from the frame header, before any payload byte is stored, so a peer cannot make the parser
  * allocate more than max_frame bytes ahead of the data that fills them. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/sha1.h>
@@ -572,6 +573,32 @@ void eg_ws_encode_frame(eg_buf_t *out, eg_ws_opcode_t op, const void *data, size
     eg_buf_append(out, h, n);
     if (len)
         eg_buf_append(out, data, len);
+}
+
+eg_ws_frame_t *eg_ws_frame_new(eg_ws_opcode_t op, const void *data, size_t len)
+{
+    uint8_t h[14];
+    size_t n = put_header(h, op, true, len, false);
+    eg_ws_frame_t *f = eg_xmalloc(sizeof(*f) + n + len);
+
+    f->refs = 1;
+    f->len = n + len;
+    memcpy(f->data, h, n);
+    if (len)
+        memcpy(f->data + n, data, len);
+    return f;
+}
+
+eg_ws_frame_t *eg_ws_frame_ref(eg_ws_frame_t *f)
+{
+    f->refs++;
+    return f;
+}
+
+void eg_ws_frame_unref(eg_ws_frame_t *f)
+{
+    if (f != NULL && --f->refs == 0)
+        free(f);
 }
 
 void eg_ws_encode_text(eg_buf_t *out, const char *data, size_t len)

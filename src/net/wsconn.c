@@ -188,19 +188,48 @@ void eg__ws_free(eg_wsconn_t *ws)
     free(ws);
 }
 
-int eg_ws_send_text(eg_wsconn_t *ws, const char *data, size_t len)
+/* The slow-consumer check of every message: a client that lets more than max_output_bytes pile up
+ * is closed with 1013 rather than buffered for without bound. */
+static int ws_send_check(eg_wsconn_t *ws)
 {
     eg_conn_t *c = ws->conn;
+    size_t buffered;
 
     if (c->closing || ws->close_sent)
         return EG_ENOTFOUND;
-    if (c->out.len + c->inflight.len > c->srv->cfg->max_output_bytes) {
-        eg_log_warn("websocket client too slow (%zu bytes unsent): closing with 1013",
-                    c->out.len + c->inflight.len);
+    buffered = eg__conn_buffered(c);
+    if (buffered > c->srv->cfg->max_output_bytes) {
+        eg_log_warn("websocket client too slow (%zu bytes unsent): closing with 1013", buffered);
         ws_send_close(ws, EG_WS_CLOSE_TRY_AGAIN, "send queue full");
         return EG_EBUSY;
     }
-    eg_ws_encode_text(&c->out, data, len);
+    return 0;
+}
+
+int eg_ws_send_text(eg_wsconn_t *ws, const char *data, size_t len)
+{
+    int rc = ws_send_check(ws);
+
+    if (rc)
+        return rc;
+    eg_ws_encode_text(&ws->conn->out, data, len);
+    eg__conn_mark_dirty(ws->conn);
+    return 0;
+}
+
+int eg_ws_send_frame(eg_wsconn_t *ws, eg_ws_frame_t *frame)
+{
+    eg_conn_t *c = ws->conn;
+    int rc = ws_send_check(ws);
+
+    if (rc)
+        return rc;
+    /* By reference only at the head of the queue (an uv_write in flight goes first anyway):
+     * behind other bytes, or behind another shared frame, it is copied to keep the order. */
+    if (c->shared == NULL && c->out.len == 0)
+        c->shared = eg_ws_frame_ref(frame);
+    else
+        eg_buf_append(&c->out, frame->data, frame->len);
     eg__conn_mark_dirty(c);
     return 0;
 }

@@ -410,6 +410,34 @@ Test(ws, encoder_length_classes)
     free(data);
 }
 
+/* A shared frame holds the same bytes the buffer encoder writes, for every length class, and
+ * lives until its last reference goes (ASan reports a leak or a use after free otherwise). */
+Test(ws, shared_frame)
+{
+    static const size_t lens[] = {0, 1, 125, 126, 65535, 65536, 70000};
+    char *data = malloc(70000);
+
+    for (size_t i = 0; i < 70000; i++)
+        data[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < EG_ARRAY_SIZE(lens); i++) {
+        eg_buf_t b = EG_BUF_INIT;
+        eg_ws_frame_t *f = eg_ws_frame_new(EG_WS_OP_TEXT, data, lens[i]);
+
+        eg_ws_encode_text(&b, data, lens[i]);
+        cr_assert_eq(f->refs, 1);
+        cr_assert_eq(f->len, b.len, "len %zu", lens[i]);
+        cr_assert_eq(memcmp(f->data, b.data, b.len), 0);
+        cr_assert_eq(eg_ws_frame_ref(f), f);
+        cr_assert_eq(f->refs, 2);
+        eg_ws_frame_unref(f);
+        cr_assert_eq(f->refs, 1);
+        eg_ws_frame_unref(f);
+        eg_buf_free(&b);
+    }
+    eg_ws_frame_unref(NULL);
+    free(data);
+}
+
 Test(ws, encoder_fragment_header)
 {
     eg_buf_t b = EG_BUF_INIT;
