@@ -28,6 +28,10 @@ typedef struct eg_event_s {
     const char *type; /* e.g. "memory.created" */
     const char *json; /* the whole serialized event (what the API and the watchers send) */
     size_t len;       /* strlen(json) */
+    /* Live events handed to watchers: a number unique to this fan-out in the process, the same
+     * for every watcher that gets the event, so work done once per event (an encoded frame) can
+     * be shared under it. 0 for events from the log or an emit. */
+    uint64_t seq;
 } eg_event_t;
 
 /* Which live events a watcher gets. Types are exact ("memory.created"), a prefix wildcard

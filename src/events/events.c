@@ -334,6 +334,7 @@ static void ev_build(eg_arena_t *a, eg_event_t *ev, const char *id, const char *
     ev->type = eg_arena_strdup(a, type);
     ev->json = json;
     ev->len = strlen(json);
+    ev->seq = 0;
 }
 
 /* createdAt as we write it: RFC 3339 characters only (it is embedded in JSON unescaped). */

@@ -6,7 +6,11 @@
  * resync notice (pub/sub was down) starts another replay from the last id sent.
  *
  * Lifetime: the feed outlives its request until its heartbeat timer has closed and no log read
- * is in flight; `stopped` guards every callback after the stream ended. */
+ * is in flight; `stopped` guards every callback after the stream ended.
+ *
+ * Fan-out: a live event goes to every feed of its workspace in one dispatch, so it is encoded
+ * once — one WebSocket frame that each connection queues by reference, one SSE event that each
+ * stream copies — and not once per client. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +57,41 @@ typedef struct feed_s {
 
 static size_t g_feeds;
 
+/* The live event being fanned out (eg_event_t.seq), encoded by the first feed that needs each
+ * form; replaced by the next live event, released with the last feed. */
+static struct {
+    uint64_t seq;
+    eg_ws_frame_t *ws; /* its WebSocket text frame, or NULL */
+    eg_buf_t sse;      /* its SSE event, or empty */
+} g_live;
+
+static void live_reset(uint64_t seq)
+{
+    eg_ws_frame_unref(g_live.ws); /* connections still sending it hold their own reference */
+    g_live.ws = NULL;
+    eg_buf_clear(&g_live.sse);
+    g_live.seq = seq;
+}
+
+static eg_ws_frame_t *live_ws_frame(uint64_t seq, const char *json, size_t len)
+{
+    if (g_live.seq != seq)
+        live_reset(seq);
+    if (g_live.ws == NULL)
+        g_live.ws = eg_ws_frame_new(EG_WS_OP_TEXT, json, len);
+    return g_live.ws;
+}
+
+/* NULL when the event cannot be encoded (a bad id or type: no feed can send it). */
+static const eg_buf_t *live_sse(uint64_t seq, const eg_sse_event_t *ev)
+{
+    if (g_live.seq != seq)
+        live_reset(seq);
+    if (g_live.sse.len == 0 && eg_sse_encode(&g_live.sse, ev) != 0)
+        return NULL;
+    return &g_live.sse;
+}
+
 static void feed_end(feed_t *f);
 
 static void feed_maybe_free(feed_t *f)
@@ -71,7 +110,10 @@ static void feed_maybe_free(feed_t *f)
     free(f->entity_id);
     eg_buf_free(&f->scratch);
     free(f);
-    g_feeds--;
+    if (--g_feeds == 0) {
+        live_reset(0);
+        eg_buf_free(&g_live.sse);
+    }
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -81,12 +123,9 @@ static void on_timer_closed(uv_handle_t *h)
     feed_maybe_free(f);
 }
 
-static void feed_write(feed_t *f)
+/* After a write: a client too slow to keep up, or gone, ends the feed. */
+static void feed_wrote(feed_t *f, int rc)
 {
-    int rc = f->conn ? eg_ws_send_text(f->conn, f->scratch.data, f->scratch.len)
-                     : eg_res_stream_write(f->req, f->scratch.data, f->scratch.len);
-
-    eg_buf_clear(&f->scratch);
     if (rc == EG_EBUSY) {
         eg_log_warn("event feed for workspace %s: client too slow, closing the stream", f->ws_id);
         feed_end(f);
@@ -95,20 +134,47 @@ static void feed_write(feed_t *f)
     }
 }
 
-static void feed_send(feed_t *f, const char *id, const char *type, const char *json, size_t len)
+/* Write what was encoded into scratch (SSE only). */
+static void feed_write(feed_t *f)
+{
+    int rc = eg_res_stream_write(f->req, f->scratch.data, f->scratch.len);
+
+    eg_buf_clear(&f->scratch);
+    feed_wrote(f, rc);
+}
+
+/* Send one event unless the replay already did; seq is the live event's (0 for the log's). */
+static void feed_send(feed_t *f, const char *id, const char *type, const char *json, size_t len,
+                      uint64_t seq)
 {
     eg_sse_event_t ev = {.id = id, .event = type, .data = json, .data_len = len, .retry_ms = -1};
+    const eg_buf_t *sse = NULL;
+    size_t idlen;
+    int rc;
 
     if (f->stopped)
         return;
     if (f->last_id[0] && eg_event_id_cmp(id, f->last_id) <= 0)
         return; /* already sent by the replay */
-    if (f->conn)
-        eg_buf_append(&f->scratch, json, len); /* one text message per event */
-    else if (eg_sse_encode(&f->scratch, &ev) != 0)
-        return;
-    snprintf(f->last_id, sizeof(f->last_id), "%s", id);
-    feed_write(f);
+    if (f->req) {
+        /* SSE: the live event's shared encoding, or this feed's own for an event from the log. */
+        if (seq)
+            sse = live_sse(seq, &ev);
+        else if (eg_sse_encode(&f->scratch, &ev) == 0)
+            sse = &f->scratch;
+        if (sse == NULL)
+            return;
+    }
+    idlen = strnlen(id, sizeof(f->last_id) - 1);
+    memcpy(f->last_id, id, idlen);
+    f->last_id[idlen] = '\0';
+    if (f->conn) /* one text message per event */
+        rc = seq ? eg_ws_send_frame(f->conn, live_ws_frame(seq, json, len))
+                 : eg_ws_send_text(f->conn, json, len);
+    else
+        rc = eg_res_stream_write(f->req, sse->data, sse->len);
+    eg_buf_clear(&f->scratch);
+    feed_wrote(f, rc);
 }
 
 static void replay_next(feed_t *f);
@@ -119,7 +185,7 @@ static void send_pending(feed_t *f)
         feed_item_t *it = f->pending;
         f->pending = it->next;
         f->npending--;
-        feed_send(f, it->id, it->type, it->json, it->len);
+        feed_send(f, it->id, it->type, it->json, it->len, 0);
         free(it->type);
         free(it->json);
         free(it);
@@ -145,7 +211,7 @@ static void on_page(void *udata, int err, const eg_event_page_t *page)
     }
     for (size_t i = 0; i < page->n && !f->stopped; i++)
         feed_send(f, page->events[i].id, page->events[i].type, page->events[i].json,
-                  page->events[i].len);
+                  page->events[i].len, 0);
     if (f->stopped)
         return;
     if (page->has_more && page->next_cursor) {
@@ -200,7 +266,7 @@ static void on_event(void *udata, const eg_event_t *ev, bool resync)
         return;
     }
     if (!f->replaying) {
-        feed_send(f, ev->id, ev->type, ev->json, ev->len);
+        feed_send(f, ev->id, ev->type, ev->json, ev->len, ev->seq);
         return;
     }
     if (f->npending >= FEED_MAX_PENDING) {

@@ -45,6 +45,8 @@ struct ev_ws_s {
     bool has_dead;
 };
 
+static uint64_t g_seq; /* live events dispatched: eg_event_t.seq */
+
 static struct {
     ev_ws_t **buckets;
     size_t nbuckets; /* power of two, or 0 before the first watcher */
@@ -179,7 +181,8 @@ static void on_message(void *udata, const char *channel, const char *payload, si
     ev_ws_t *ws = udata;
     char *json = eg_xmalloc(len + 1);
     cJSON *root = NULL;
-    const cJSON *id, *type, *entity, *eid;
+    const cJSON *id, *type, *entity;
+    const char *entity_id;
     eg_event_t ev;
     eg_watch_t *w, *next;
 
@@ -194,16 +197,17 @@ static void on_message(void *udata, const char *channel, const char *payload, si
         eg_log_warn("events: ignoring a malformed message on %s", ws->channel);
         goto done;
     }
-    eid = cJSON_GetObjectItemCaseSensitive(entity, "id");
+    entity_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entity, "id"));
     ev.id = id->valuestring;
     ev.type = type->valuestring;
     ev.json = json;
     ev.len = len;
+    ev.seq = ++g_seq;
 
     ws->dispatching++;
     for (w = ws->head; w; w = next) {
         next = w->next; /* w may be unwatched by its callback: only marked, still linked */
-        if (!w->dead && ev_watch_wants(w, ev.type, cJSON_IsString(eid) ? eid->valuestring : NULL))
+        if (!w->dead && ev_watch_wants(w, ev.type, entity_id))
             w->on_event(w->udata, &ev, false);
     }
     ws->dispatching--;
