@@ -377,15 +377,50 @@ static void add_score(cJSON *o, const char *name, float v)
 
 static void w_key(eg_buf_t *b, const char *key)
 {
-    eg_buf_append(b, ",\"", 2);
-    eg_buf_puts(b, key);
-    eg_buf_append(b, "\":", 2);
+    size_t n = strlen(key);
+    char *p;
+
+    eg_buf_reserve(b, n + 4);
+    p = b->data + b->len;
+    p[0] = ',';
+    p[1] = '"';
+    memcpy(p + 2, key, n);
+    p[n + 2] = '"';
+    p[n + 3] = ':';
+    b->len += n + 4;
+    b->data[b->len] = '\0';
+}
+
+/* A JSON string: plain printable ASCII (most of what a recall shows) is copied in one go, anything
+ * else goes through eg_buf_json_str. */
+static void w_jstr(eg_buf_t *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n;
+
+    if (!s) {
+        eg_buf_json_str(b, s);
+        return;
+    }
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    if (*p) {
+        eg_buf_json_str(b, s);
+        return;
+    }
+    n = (size_t)(p - (const unsigned char *)s);
+    eg_buf_reserve(b, n + 2);
+    b->data[b->len] = '"';
+    memcpy(b->data + b->len + 1, s, n);
+    b->data[b->len + n + 1] = '"';
+    b->len += n + 2;
+    b->data[b->len] = '\0';
 }
 
 static void w_str(eg_buf_t *b, const char *key, const char *v)
 {
     w_key(b, key);
-    eg_buf_json_str(b, v);
+    w_jstr(b, v);
 }
 
 static void w_strings(eg_buf_t *b, const char *key, const char *const *s, size_t n)
@@ -395,7 +430,7 @@ static void w_strings(eg_buf_t *b, const char *key, const char *const *s, size_t
     for (size_t i = 0; i < n; i++) {
         if (i)
             eg_buf_append(b, ",", 1);
-        eg_buf_json_str(b, s[i]);
+        w_jstr(b, s[i]);
     }
     eg_buf_append(b, "]", 1);
 }
@@ -532,7 +567,7 @@ static void w_item(eg_buf_t *b, const eg_recall_item_t *it)
     const eg_mem_unit_t *u = it->unit;
 
     eg_buf_append(b, "{\"id\":", 6);
-    eg_buf_json_str(b, u->id);
+    w_jstr(b, u->id);
     w_str(b, "text", u->text);
     w_str(b, "type", eg_fact_type_name(u->type));
     w_strings(b, "entities", it->entity_names, it->nentity_names);
@@ -683,15 +718,15 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
             if (!first)
                 eg_buf_append(&b, ",", 1);
             first = false;
-            eg_buf_json_str(&b, e->canonical_name);
+            w_jstr(&b, e->canonical_name);
             eg_buf_append(&b, ":{\"entity_id\":", 14);
-            eg_buf_json_str(&b, e->id);
+            w_jstr(&b, e->id);
             w_str(&b, "canonical_name", e->canonical_name);
             w_key(&b, "observations");
             eg_buf_append(&b, "[", 1);
             for (size_t k = 0; k < e->nobservations; k++) {
                 eg_buf_append(&b, k ? ",{\"text\":" : "{\"text\":", k ? 9 : 8);
-                eg_buf_json_str(&b, e->observations[k]->text);
+                w_jstr(&b, e->observations[k]->text);
                 w_time(&b, "mentioned_at", e->observations[k]->mentioned_at);
                 eg_buf_append(&b, "}", 1);
             }
@@ -707,9 +742,9 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
 
             if (i)
                 eg_buf_append(&b, ",", 1);
-            eg_buf_json_str(&b, ch->id);
+            w_jstr(&b, ch->id);
             eg_buf_append(&b, ":{\"id\":", 7);
-            eg_buf_json_str(&b, ch->id);
+            w_jstr(&b, ch->id);
             w_str(&b, "text", ch->text);
             eg_buf_printf(&b, ",\"chunk_index\":%zu,\"truncated\":%s}", ch->chunk_index,
                           ch->truncated ? "true" : "false");
