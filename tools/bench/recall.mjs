@@ -7,9 +7,17 @@
 // kasorel budget in Lisbon on 2023-05-04." Each recall asks a paraphrased question about one
 // fact ("What did Mara Velkan review in Lisbon?"); the bench also reports how often that fact
 // is in the top 5, as a sanity check that recall is doing real work.
-// Baseline in the same run: GET /hindsight/health/live through the same client and concurrency.
+// Baselines in the same run: GET /hindsight/health/live through the same client and concurrency,
+// and the client's own floor: the same recall requests answered with a recorded recall response
+// (the same bytes) by a trivial node server pinned where engramd is (ENGRAM_BENCH_SERVER_PIN, a
+// command prefix such as "taskset -c 0"). engramd's CPU time per recall (from /proc) is what the
+// server spends; with 8 requests in flight on one loop, latency is about 8x the larger of that
+// and the client's time per response.
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const [port, key, factsArg, queriesArg, pidArg, bank] = process.argv.slice(2);
 const FACTS = Number(factsArg);
@@ -64,12 +72,12 @@ for (let i = 0; i < FACTS; i++) {
 }
 
 // ---- HTTP ------------------------------------------------------------------------------------
-function request(method, path, body) {
+function request(method, path, body, toPort = port) {
     return new Promise((resolve, reject) => {
         const data = body ? JSON.stringify(body) : null;
         const t0 = process.hrtime.bigint();
         const req = http.request({
-            host: '127.0.0.1', port, method, path, agent,
+            host: '127.0.0.1', port: toPort, method, path, agent,
             headers: { authorization: `Bearer ${key}`, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) },
         }, (res) => {
             const chunks = [];
@@ -78,13 +86,19 @@ function request(method, path, body) {
                 const ms = Number(process.hrtime.bigint() - t0) / 1e6;
                 const text = Buffer.concat(chunks).toString();
                 if (res.statusCode !== 200) return reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`));
-                resolve({ ms, json: text ? JSON.parse(text) : null });
+                resolve({ ms, json: text ? JSON.parse(text) : null, text });
             });
         });
         req.on('error', reject);
         if (data) req.write(data);
         req.end();
     });
+}
+
+// engramd's user + system CPU seconds so far (clock ticks of 10 ms).
+function cpuS() {
+    const f = readFileSync(`/proc/${PID}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 function rssKiB() {
@@ -99,8 +113,22 @@ const pct = (xs, p) => {
 const B = `/hindsight/v1/default/banks/${encodeURIComponent(bank)}`;
 
 // ---- run -------------------------------------------------------------------------------------
+// engram_index_bytes from /metrics: what the bank indexes hold (eg_mindex_bytes), all banks.
+async function indexBytes() {
+    const r = await new Promise((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: '/metrics', agent }, (res) => {
+            let t = '';
+            res.on('data', (c) => (t += c));
+            res.on('end', () => resolve(t));
+        }).on('error', reject);
+    });
+    const m = /^engram_index_bytes (\d+)/m.exec(r);
+    return m ? Number(m[1]) : NaN;
+}
+
 await request('PUT', B, {});
 const rss0 = rssKiB();
+const ix0 = await indexBytes();
 
 let next = 0;
 const t0 = performance.now();
@@ -119,6 +147,7 @@ const loadS = (performance.now() - t0) / 1000;
 // The first recall loads nothing new (the retains built the index), but count it in memory.
 await request('POST', `${B}/memories/recall`, { query: corpus[0].q, budget: 'mid' });
 const rss1 = rssKiB();
+const ix1 = await indexBytes();
 
 async function run(n, fn) {
     const lat = [];
@@ -134,14 +163,47 @@ async function run(n, fn) {
 }
 
 const baseline = await run(QUERIES, async () => (await request('GET', '/hindsight/health/live')).ms);
-let hits = 0;
+let hits = 0, bytes = 0, sample = null;
 const qidx = (k) => Math.floor((k * 7919) % FACTS);
+const recallBody = (k) => ({ query: corpus[qidx(k)].q, budget: 'mid', max_tokens: 4096 });
+const cpu0 = cpuS();
 const recallLat = await run(QUERIES, async (k) => {
     const f = corpus[qidx(k)];
-    const r = await request('POST', `${B}/memories/recall`, { query: f.q, budget: 'mid', max_tokens: 4096 });
+    const r = await request('POST', `${B}/memories/recall`, recallBody(k));
     if (r.json.results.slice(0, 5).some((x) => x.text === f.text)) hits++;
+    bytes += r.text.length;
+    if (k === 0) sample = r.text;
     return r.ms;
 });
+const cpuPerRecall = ((cpuS() - cpu0) * 1000) / QUERIES;
+
+// The client's floor: the same requests, answered with the first recall's response by a trivial
+// server (it reads each body and sends the recorded bytes).
+async function clientFloor() {
+    const dir = mkdtempSync(join(tmpdir(), 'engram-recall-floor-'));
+    const file = join(dir, 'response.json');
+    writeFileSync(file, sample);
+    const code = `const http = require('node:http'), fs = require('node:fs');
+        const body = fs.readFileSync(process.argv[1]);
+        const srv = http.createServer((q, r) => { q.resume(); q.on('end', () => {
+            r.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+            r.end(body); }); });
+        srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));`;
+    const pin = (process.env.ENGRAM_BENCH_SERVER_PIN || '').split(' ').filter(Boolean);
+    const argv = [...pin.slice(1), process.execPath, '-e', code, file];
+    const child = spawn(pin.length ? pin[0] : argv.shift(), argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+        const floorPort = await new Promise((resolve, reject) => {
+            child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+            child.once('exit', (c) => reject(new Error(`canned server exited ${c}`)));
+        });
+        return await run(QUERIES, async (k) => (await request('POST', `${B}/memories/recall`, recallBody(k), floorPort)).ms);
+    } finally {
+        child.kill();
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+const floor = await clientFloor();
 // engramd's own time, from the trace of a smaller sample
 const inproc = [];
 for (let k = 0; k < Math.min(200, QUERIES); k++) {
@@ -155,6 +217,8 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 console.log(`facts ${FACTS}: retain ${(FACTS / loadS).toFixed(0)} facts/s (${loadS.toFixed(1)} s, batches of ${BATCH}, ${LOAD_CONCURRENCY} concurrent)`);
 console.log(`  recall   p50 ${f2(pct(recallLat, 50))} ms  p99 ${f2(pct(recallLat, 99))} ms  (${CLIENTS} clients, budget mid, ${QUERIES} queries, top-5 hit ${(100 * hits / QUERIES).toFixed(1)}%)`);
 console.log(`  baseline p50 ${f2(pct(baseline, 50))} ms  p99 ${f2(pct(baseline, 99))} ms  (GET /hindsight/health/live, same client)  ratio p50 ${(pct(recallLat, 50) / pct(baseline, 50)).toFixed(1)}x`);
+console.log(`  floor    p50 ${f2(pct(floor, 50))} ms  p99 ${f2(pct(floor, 99))} ms  (the same requests answered with a recorded ${(sample.length / 1024).toFixed(0)} KiB recall response by a trivial server: the client's share)`);
+console.log(`  engramd CPU ${f2(cpuPerRecall)} ms per recall (responses ${(bytes / QUERIES / 1024).toFixed(0)} KiB on average)`);
 console.log(`  in-process recall p50 ${f2(inproc.length ? pct(inproc, 50) : NaN)} ms  p99 ${f2(inproc.length ? pct(inproc, 99) : NaN)} ms (trace)`);
-console.log(`  engramd RSS +${((rss1 - rss0) / 1024).toFixed(1)} MiB = ${(((rss1 - rss0) * 1024) / FACTS).toFixed(0)} B/fact`);
+console.log(`  engramd RSS +${((rss1 - rss0) / 1024).toFixed(1)} MiB = ${(((rss1 - rss0) * 1024) / FACTS).toFixed(0)} B/fact; index (engram_index_bytes) +${((ix1 - ix0) / 1048576).toFixed(1)} MiB = ${((ix1 - ix0) / FACTS).toFixed(0)} B/fact`);
 agent.destroy();
