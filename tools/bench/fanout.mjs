@@ -85,7 +85,7 @@ async function run(watchers) {
 const base = await run(1);
 const full = await run(WATCHERS);
 const fmt = (x) => (x === Infinity ? 'lost' : x.toFixed(1));
-console.log(`\n${EVENTS} events; latency = emit request start → last watcher received\n`);
+console.log(`\n${EVENTS} events; latency = emit request start → last watcher received (node ws client)\n`);
 console.log('| watchers | connect all (ms) | p50 ms | p99 ms | max ms | lost | engramd CPU ms/event |');
 console.log('|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of [base, full]) {
