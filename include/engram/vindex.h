@@ -95,4 +95,41 @@ size_t eg_vindex_bytes(const eg_vindex_t *vi);
 /* Dot product of two float vectors (vectorised; summation order differs from a naive loop). */
 float eg_vec_dot(const float *a, const float *b, size_t n);
 
+/* ---- many queries at a threshold, screened by sign sketches ---------------------------------- */
+
+/* A sign sketch of a vector: the signs of EG_VINDEX_SKETCH_BITS of its coordinates after a fixed
+ * random rotation (random signs, then a Walsh-Hadamard transform, in exact integer arithmetic on
+ * the int8 vector). The Hamming distance of two sketches estimates the angle between the vectors
+ * (SimHash): each bit differs with probability angle / pi. */
+#define EG_VINDEX_SKETCH_BITS 384
+
+/* Keep a sign sketch of every stored vector from now on (int8 indexes with dim >= 64; otherwise
+ * nothing changes): computed now for the stored vectors (about a microsecond each) and by every
+ * later add and update. 48 bytes a slot. */
+void eg_vindex_sketch_enable(eg_vindex_t *vi);
+bool eg_vindex_sketched(const eg_vindex_t *vi);
+
+/* Queries prepared for eg_vbatch_scan: copied, quantised and sketched like stored vectors. */
+typedef struct eg_vbatch_s eg_vbatch_t;
+
+/* nq queries of vi's dimension (query q at queries + q * dim) for a scan at min_score; NULL on
+ * bad arguments. */
+eg_vbatch_t *eg_vbatch_new(const eg_vindex_t *vi, const float *queries, size_t nq, float min_score);
+void eg_vbatch_free(eg_vbatch_t *b);
+
+/* A pair found by a batch scan: the query's index, the slot and its score (the number
+ * eg_vindex_search would give the pair). */
+typedef void (*eg_vbatch_hit_fn)(void *udata, size_t query, uint32_t slot, float score);
+
+/* Every pair of a query of b and a live slot in [from, to) whose score is >= min_score and whose
+ * slot filter accepts (filter may be NULL; it is asked only about such pairs), through hit (for
+ * each query by ascending slot). One pass over the vectors serves every query. With sketches on, a
+ * pair is only scored when the Hamming distance of the two sketches is within a bound set from
+ * min_score: a pair at exactly cosine min_score passes with probability above 1 - 1e-5 (in theory
+ * and in test_vindex_batch), pairs above it more often, so a few pairs near the threshold may be
+ * missed; without sketches every pair is scored (exact, and slower). Returns where the scan
+ * stopped, min(to, eg_vindex_slots(vi)), so a caller can scan a large index in pieces. */
+uint32_t eg_vbatch_scan(const eg_vindex_t *vi, const eg_vbatch_t *b, uint32_t from, uint32_t to,
+                        eg_slot_filter_fn filter, void *fudata, eg_vbatch_hit_fn hit, void *hudata);
+
 #endif

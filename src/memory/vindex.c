@@ -4,6 +4,7 @@
  * vectors is a few milliseconds and memory-bandwidth bound, exact (no recall loss as with an
  * approximate graph index), needs no build step, and makes updates and removals trivial. The
  * scan is what matters, so the dot products are written for the vectoriser and cloned per ISA.
+ * Retain's many-queries-at-a-threshold scan, screened by sign sketches, is vindex_sketch.c.
  *
  * int8 mode stores q[i] = round(x[i] / s) with s = max|x| / 127 per vector (symmetric, so -128 is
  * never used and an int8 product fits in int16). The query is quantised the same way and the
@@ -16,19 +17,7 @@
 
 #include "engram/error.h"
 #include "engram/util.h"
-
-struct eg_vindex_s {
-    size_t dim;
-    eg_vindex_mode_t mode;
-    size_t cap;      /* slots allocated */
-    size_t hiwater;  /* slots ever used: the scan stops here */
-    size_t count;    /* live slots */
-    void *data;      /* cap * dim floats or int8s */
-    float *scale;    /* int8 mode: per-slot scale (cap) */
-    uint64_t *live;  /* bitmap of live slots (cap bits, rounded up) */
-    uint32_t *freed; /* stack of removed slot numbers, reused LIFO */
-    size_t nfreed, freed_cap;
-};
+#include "memory/vindex_int.h"
 
 /* GCC vectorises an integer reduction only with the full cost model (-O3); and one binary must
  * run on any x86-64 while using AVX2/AVX-512 where present, hence the clones (ifunc picks one at
@@ -40,7 +29,7 @@ struct eg_vindex_s {
 #define EG_VEC_FN
 #endif
 
-EG_VEC_FN static int32_t dot_i8(const int8_t *restrict a, const int8_t *restrict b, size_t n)
+EG_VEC_FN int32_t eg__vec_dot_i8(const int8_t *restrict a, const int8_t *restrict b, size_t n)
 {
     int32_t s = 0;
 
@@ -69,7 +58,7 @@ EG_VEC_FN float eg_vec_dot(const float *a, const float *b, size_t n)
     return s;
 }
 
-static float quantise(const float *x, int8_t *q, size_t dim)
+float eg__vec_quantise(const float *x, int8_t *q, size_t dim)
 {
     float maxabs = 0, s, inv;
 
@@ -93,7 +82,7 @@ static size_t elem_size(const eg_vindex_t *vi)
     return vi->mode == EG_VINDEX_F32 ? sizeof(float) : sizeof(int8_t);
 }
 
-static void *slot_ptr(const eg_vindex_t *vi, size_t slot)
+void *eg__vindex_slot_ptr(const eg_vindex_t *vi, size_t slot)
 {
     return (char *)vi->data + slot * vi->dim * elem_size(vi);
 }
@@ -118,6 +107,7 @@ void eg_vindex_free(eg_vindex_t *vi)
     free(vi->scale);
     free(vi->live);
     free(vi->freed);
+    free(vi->sketch);
     free(vi);
 }
 
@@ -130,6 +120,8 @@ static void resize(eg_vindex_t *vi, size_t ncap)
         vi->scale = eg_xrealloc(vi->scale, ncap * sizeof(float));
     vi->live = eg_xrealloc(vi->live, nwords * sizeof(uint64_t));
     memset(vi->live + owords, 0, (nwords - owords) * sizeof(uint64_t));
+    if (vi->sketch)
+        eg__vindex_sketch_resize(vi, ncap);
     vi->cap = ncap;
 }
 
@@ -150,9 +142,11 @@ void eg_vindex_reserve(eg_vindex_t *vi, size_t n)
 static void store(eg_vindex_t *vi, uint32_t slot, const float *vec)
 {
     if (vi->mode == EG_VINDEX_F32)
-        memcpy(slot_ptr(vi, slot), vec, vi->dim * sizeof(float));
+        memcpy(eg__vindex_slot_ptr(vi, slot), vec, vi->dim * sizeof(float));
     else
-        vi->scale[slot] = quantise(vec, slot_ptr(vi, slot), vi->dim);
+        vi->scale[slot] = eg__vec_quantise(vec, eg__vindex_slot_ptr(vi, slot), vi->dim);
+    if (vi->sketch)
+        eg__vindex_sketch_slot(vi, slot);
 }
 
 int eg_vindex_add(eg_vindex_t *vi, const float *vec, uint32_t *slot)
@@ -214,9 +208,9 @@ int eg_vindex_get(const eg_vindex_t *vi, uint32_t slot, float *out)
     if (!eg_vindex_live(vi, slot))
         return EG_ENOTFOUND;
     if (vi->mode == EG_VINDEX_F32) {
-        memcpy(out, slot_ptr(vi, slot), vi->dim * sizeof(float));
+        memcpy(out, eg__vindex_slot_ptr(vi, slot), vi->dim * sizeof(float));
     } else {
-        const int8_t *q = slot_ptr(vi, slot);
+        const int8_t *q = eg__vindex_slot_ptr(vi, slot);
         for (size_t i = 0; i < vi->dim; i++)
             out[i] = q[i] * vi->scale[slot];
     }
@@ -253,6 +247,8 @@ size_t eg_vindex_bytes(const eg_vindex_t *vi)
         vi->freed_cap * sizeof(uint32_t);
     if (vi->mode == EG_VINDEX_I8)
         n += vi->cap * sizeof(float);
+    if (vi->sketch)
+        n += eg__vindex_sketch_bytes(vi->cap);
     return n;
 }
 
@@ -268,7 +264,7 @@ size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsea
     k = opts->k;
     if (vi->mode == EG_VINDEX_I8) {
         q = vi->dim <= sizeof(qbuf) ? qbuf : eg_xmalloc(vi->dim);
-        qscale = quantise(query, q, vi->dim);
+        qscale = eg__vec_quantise(query, q, vi->dim);
     }
     for (size_t w = 0; w < (vi->hiwater + 63) / 64; w++) {
         uint64_t bits = vi->live[w];
@@ -284,9 +280,10 @@ size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsea
             if (opts->filter && !opts->filter(s, opts->udata))
                 continue;
             if (q)
-                score = (float)dot_i8(q, slot_ptr(vi, s), vi->dim) * qscale * vi->scale[s];
+                score = (float)eg__vec_dot_i8(q, eg__vindex_slot_ptr(vi, s), vi->dim) * qscale *
+                        vi->scale[s];
             else
-                score = eg_vec_dot(query, slot_ptr(vi, s), vi->dim);
+                score = eg_vec_dot(query, eg__vindex_slot_ptr(vi, s), vi->dim);
             if (score >= opts->min_score)
                 eg_topk_offer(out, &n, k, s, score);
         }

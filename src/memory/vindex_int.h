@@ -1,0 +1,49 @@
+/* Private parts of the vector index (engram/vindex.h), shared by vindex.c (slots, exact search)
+ * and vindex_sketch.c (sign sketches and the batch threshold scan). */
+#ifndef ENGRAM_MEMORY_VINDEX_INT_H
+#define ENGRAM_MEMORY_VINDEX_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engram/vindex.h"
+
+struct eg_vindex_s {
+    size_t dim;
+    eg_vindex_mode_t mode;
+    size_t cap;      /* slots allocated */
+    size_t hiwater;  /* slots ever used: the scan stops here */
+    size_t count;    /* live slots */
+    void *data;      /* cap * dim floats or int8s */
+    float *scale;    /* int8 mode: per-slot scale (cap) */
+    uint64_t *live;  /* bitmap of live slots (cap bits, rounded up) */
+    uint32_t *freed; /* stack of removed slot numbers, reused LIFO */
+    size_t nfreed, freed_cap;
+    /* Sign sketches (eg_vindex_sketch_enable), NULL until enabled: blocks of 8 slots, each
+     * EG__SKETCH_WORDS words of 8 lanes (word w of slot s at [(s / 8) * WORDS * 8 + w * 8 + s % 8])
+     * so one vector register holds word w of 8 neighbouring slots. */
+    uint64_t *sketch;
+};
+
+/* The sketch: EG_VINDEX_SKETCH_BITS bits in 64-bit words. */
+#define EG__SKETCH_WORDS (EG_VINDEX_SKETCH_BITS / 64)
+
+/* Address of a slot's vector (dim floats or int8s). */
+void *eg__vindex_slot_ptr(const eg_vindex_t *vi, size_t slot);
+
+/* Quantise x[dim] to int8 (symmetric, per-vector scale returned; 0 for a zero or non-finite
+ * vector), and the exact integer dot product of two int8 vectors. */
+float eg__vec_quantise(const float *x, int8_t *q, size_t dim);
+int32_t eg__vec_dot_i8(const int8_t *a, const int8_t *b, size_t n);
+
+/* Sketch upkeep (vindex_sketch.c), called by vindex.c once sketches are on: recompute slot's
+ * sketch from its stored int8 vector; grow the sketch array to ncap slots; its bytes. */
+void eg__vindex_sketch_slot(eg_vindex_t *vi, uint32_t slot);
+void eg__vindex_sketch_resize(eg_vindex_t *vi, size_t ncap);
+size_t eg__vindex_sketch_bytes(size_t cap);
+
+/* Tests: make eg_vbatch_scan use its portable screening loop even where AVX-512 is present. */
+void eg__vindex_sketch_portable(bool on);
+
+#endif
