@@ -7,8 +7,9 @@
  *
  * "Before it" means units already stored (found through the caller's callbacks, typically over
  * the bank index) and the units earlier in the same batch, so each pair of a batch is linked at
- * most once, from the later unit; the store keeps the reverse side of every link. Entity links
- * are never stored (recall derives them from shared entities). */
+ * most once, from the later unit; the store keeps the reverse side of semantic and causal links,
+ * and a temporal link on its holder only (the index derives temporal neighbours from time order).
+ * Entity links are never stored (recall derives them from shared entities). */
 #ifndef ENGRAM_LINKS_H
 #define ENGRAM_LINKS_H
 

@@ -7,8 +7,11 @@
  *
  *   eg:{b:<ws>/<bank>}:u    hash  unit id -> unit record (JSON, eg_mem_unit_json)
  *   eg:{b:<ws>/<bank>}:v    hash  unit id -> embedding, dim float32 little-endian
- *   eg:{b:<ws>/<bank>}:l    hash  unit id -> the unit's links, both directions: entries
- *                                 "<other id> <type name> <weight>;" (eg_mem_links_parse)
+ *   eg:{b:<ws>/<bank>}:l    hash  unit id -> the unit's links: entries
+ *                                 "<other id> <type name> <weight>;" (eg_mem_links_parse);
+ *                                 semantic and causal links on both units, temporal ones on
+ *                                 their holder only (the unit that linked its time neighbours)
+ *   eg:{b:<ws>/<bank>}:lr   hash  unit id -> temporal links units hold to it (link_count)
  *   eg:{b:<ws>/<bank>}:d    hash  document id -> document record (JSON)
  *   eg:{b:<ws>/<bank>}:du   hash  document id -> its unit ids, each followed by ',' (a list a
  *                                 script can edit when one unit goes; not in the JSON)
@@ -227,7 +230,8 @@ typedef struct eg_mem_write_result_s {
 typedef void (*eg_mem_write_fn)(void *udata, int err, const eg_mem_write_result_t *r);
 
 /* Write one document's batch atomically: (replace) drop the old document's units, chunks and
- * links; store the document, chunks, units, vectors and links (both directions); create new
+ * links; store the document, chunks, units, vectors and links (semantic and causal ones on both
+ * units, temporal ones on the unit that holds them, see the :l and :lr keys); create new
  * entities or add mentions to existing ones (first/last seen widened); update the bank counters
  * and last_write_at/last_document_at; append the change entry. The bank must exist
  * (EG_ENOTFOUND otherwise). A dim or model different from the bank's recorded one is

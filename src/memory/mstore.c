@@ -15,17 +15,29 @@
 
 /* ---- scripts ------------------------------------------------------------------------------- */
 
-/* KEYS u, l; ARGV unit ids. Returns {unit records, link lists}. */
+/* KEYS u, l; ARGV unit ids. Returns {unit records, link lists}. A temporal link to a unit that is
+ * gone stays with its holder (the other end keeps no entry to find it by) and is left out here. */
 static eg_script_t s_mem_units_links = {
     .name = "mem_units_links",
-    .source = "local recs, links = {}, {}\n"
-              "for i = 1, #ARGV, 500 do\n"
-              "  local j = math.min(i + 499, #ARGV)\n"
-              "  local a = redis.call('HMGET', KEYS[1], unpack(ARGV, i, j))\n"
-              "  local b = redis.call('HMGET', KEYS[2], unpack(ARGV, i, j))\n"
-              "  for k = 1, j - i + 1 do recs[#recs + 1] = a[k]; links[#links + 1] = b[k] end\n"
-              "end\n"
-              "return {recs, links}\n",
+    .source =
+        "local recs, links = {}, {}\n"
+        "local function live(s)\n"
+        "  if not s or not string.find(s, ' temporal ', 1, true) then return s end\n"
+        "  local out = {}\n"
+        "  for ent, other, typ in string.gmatch(s, '(([^ ;]+) ([^ ;]+) [^;]*;)') do\n"
+        "    if typ ~= 'temporal' or redis.call('HEXISTS', KEYS[1], other) == 1 then\n"
+        "      out[#out + 1] = ent\n"
+        "    end\n"
+        "  end\n"
+        "  return table.concat(out)\n"
+        "end\n"
+        "for i = 1, #ARGV, 500 do\n"
+        "  local j = math.min(i + 499, #ARGV)\n"
+        "  local a = redis.call('HMGET', KEYS[1], unpack(ARGV, i, j))\n"
+        "  local b = redis.call('HMGET', KEYS[2], unpack(ARGV, i, j))\n"
+        "  for k = 1, j - i + 1 do recs[#recs + 1] = a[k]; links[#links + 1] = live(b[k]) end\n"
+        "end\n"
+        "return {recs, links}\n",
 };
 
 /* KEYS e, es; ARGV entity ids. Returns {entity records, {n, f, l per id}}. */
@@ -119,7 +131,7 @@ static eg_script_t s_mem_clear = {
     "local now = ARGV[1]\n"
     "if ARGV[2] == '1' then\n"
     "  local n = redis.call('HLEN', K.u)\n"
-    "  redis.call('UNLINK', K.u, K.v, K.l, K.d, K.c, K.e, K.es, K.en, K.du)\n"
+    "  redis.call('UNLINK', K.u, K.v, K.l, K.d, K.c, K.e, K.es, K.en, K.du, K.lr)\n"
     "  redis.call('HSET', K.bank, 'fact_count', 0, 'document_count', 0, 'chunk_count', 0,\n"
     "    'link_count', 0)\n"
     "  finish(now, '1')\n"

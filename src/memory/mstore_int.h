@@ -5,7 +5,14 @@
  * eg__mem_key_t), so the Lua helpers below can name them. The scripts never re-encode a record:
  * Redis's cjson prints numbers with 14 significant digits, which would round microsecond times.
  * C builds every record; Lua stores strings, counts with HINCRBY and decodes records only to read
- * ids from them. */
+ * ids from them.
+ *
+ * Links: link_count counts links whose both units exist. A semantic or causal link is an entry
+ * on each of its units. A temporal link is one entry on its holder plus a count in K.lr for the
+ * other end ("so many temporal links name this id"), which is what lets a delete take the links
+ * others hold to a unit out of link_count without finding them: the count stays while its
+ * holders do, and a unit stored again under that id (a replaced document's derived ids) makes
+ * them links again. */
 #ifndef ENGRAM_MSTORE_INT_H
 #define ENGRAM_MSTORE_INT_H
 
@@ -32,6 +39,7 @@ typedef enum {
     EG__MK_X,
     EG__MK_DU,
     EG__MK_WK,
+    EG__MK_LR,
     EG__MEM_KEYS
 } eg__mem_key_t;
 
@@ -71,15 +79,18 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
 
 /* Shared Lua of the mutating scripts. K names the keys; the change sets cu/ce/cd (with their
  * insertion-ordered lists) collect what the change entry lists; cnt collects counter deltas.
- *   unit_drop(id)        delete a unit: vector, links on both sides, entity mentions (an entity
- *                        left with none is deleted), document membership; true if it existed
+ *   unit_drop(id)        delete a unit: vector, the links it holds (the other side of semantic
+ *                        and causal ones too), entity mentions (an entity left with none is
+ *                        deleted), document membership; the temporal links other units hold to
+ *                        it stop counting (see K.lr); true if it existed
  *   doc_drop(bank, doc)  delete a document, its units and chunks; units dropped, or -1
  *   finish(now, reset)   apply the counter deltas and last_write_at, append the change entry
  *                        (reset = '1' appends a reset entry instead); nothing when unchanged */
 #define EG__MEM_LUA_LIB                                                                            \
     "local K = {bank = KEYS[1], u = KEYS[2], v = KEYS[3], l = KEYS[4], d = KEYS[5], c = "          \
     "KEYS[6],\n"                                                                                   \
-    "  e = KEYS[7], es = KEYS[8], en = KEYS[9], x = KEYS[10], du = KEYS[11], wk = KEYS[12]}\n"     \
+    "  e = KEYS[7], es = KEYS[8], en = KEYS[9], x = KEYS[10], du = KEYS[11], wk = KEYS[12],\n"     \
+    "  lr = KEYS[13]}\n"                                                                           \
     "local cu, cul, ce, cel, cd, cdl = {}, {}, {}, {}, {}, {}\n"                                   \
     "local cnt = {facts = 0, links = 0, docs = 0, chunks = 0}\n"                                   \
     "local function mark(set, list, id)\n"                                                         \
@@ -137,16 +148,24 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "  end\n"                                                                                      \
     "  local ls = redis.call('HGET', K.l, id)\n"                                                   \
     "  if ls then\n"                                                                               \
-    "    for other in string.gmatch(ls, '([^ ;]+) [^;]*;') do\n"                                   \
-    "      cnt.links = cnt.links - 1\n"                                                            \
-    "      local ol = redis.call('HGET', K.l, other)\n"                                            \
-    "      if ol and other ~= id then\n"                                                           \
-    "        local rest = strip_links(ol, id)\n"                                                   \
-    "        if rest == '' then redis.call('HDEL', K.l, other)\n"                                  \
-    "        else redis.call('HSET', K.l, other, rest) end\n"                                      \
+    "    for other, typ in string.gmatch(ls, '([^ ;]+) ([^ ;]+) [^;]*;') do\n"                     \
+    "      if typ == 'temporal' then\n"                                                            \
+    "        if redis.call('HEXISTS', K.u, other) == 1 then cnt.links = cnt.links - 1 end\n"       \
+    "        if redis.call('HINCRBY', K.lr, other, -1) <= 0 then\n"                                \
+    "          redis.call('HDEL', K.lr, other)\n"                                                  \
+    "        end\n"                                                                                \
+    "      else\n"                                                                                 \
+    "        cnt.links = cnt.links - 1\n"                                                          \
+    "        local ol = redis.call('HGET', K.l, other)\n"                                          \
+    "        if ol and other ~= id then\n"                                                         \
+    "          local rest = strip_links(ol, id)\n"                                                 \
+    "          if rest == '' then redis.call('HDEL', K.l, other)\n"                                \
+    "          else redis.call('HSET', K.l, other, rest) end\n"                                    \
+    "        end\n"                                                                                \
     "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
+    "  cnt.links = cnt.links - (tonumber(redis.call('HGET', K.lr, id)) or 0)\n"                    \
     "  redis.call('HDEL', K.u, id)\n"                                                              \
     "  redis.call('HDEL', K.v, id)\n"                                                              \
     "  redis.call('HDEL', K.l, id)\n"                                                              \

@@ -459,8 +459,9 @@ static inline int64_t t_bank_int(const char *f)
     return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
 }
 
-/* Recompute everything derived from the unit records and compare: counters, vectors, links on
- * both sides, entity mention counts and the name index, document membership, chunks. */
+/* Recompute everything derived from the unit records and compare: counters, vectors, links (both
+ * sides, or one side and :lr for temporal ones), entity mention counts and the name index,
+ * document membership, chunks. */
 static inline void t_check(void)
 {
     redisReply *u = t_cmd("HGETALL %s", t_key("u")), *v = t_cmd("HGETALL %s", t_key("v"));
@@ -497,7 +498,13 @@ static inline void t_check(void)
             cr_assert_not_null(t_field(e, units[i].entity_ids[k]), "unit %s: entity %s missing", id,
                                units[i].entity_ids[k]);
     }
-    /* links: every entry's other end exists and holds the reverse entry */
+    /* links: a semantic or causal entry's other end exists and holds the reverse entry; a
+     * temporal entry is held on one side only, counted for its other end in :lr (even once that
+     * end is gone), and is a link while that end exists */
+    long long temporal_live = 0;
+    redisReply *lr = t_cmd("HGETALL %s", t_key("lr"));
+    eg_mem_link_t **held = eg_arena_calloc(&T.a, (l->elements / 2 + 1) * sizeof(*held));
+    size_t *nheld = eg_arena_calloc(&T.a, (l->elements / 2 + 1) * sizeof(*nheld));
     for (size_t i = 0; i + 1 < l->elements; i += 2) {
         const char *id = l->element[i]->str;
         eg_mem_link_t *ls;
@@ -507,13 +514,19 @@ static inline void t_check(void)
         cr_assert_eq(
             eg_mem_links_parse(&T.a, l->element[i + 1]->str, l->element[i + 1]->len, &ls, &n), 0);
         cr_assert_gt(n, 0, "empty link list kept");
-        entries += (long long)n;
+        held[i / 2] = ls;
+        nheld[i / 2] = n;
         for (size_t k = 0; k < n; k++) {
             redisReply *o = t_field(l, ls[k].other_id);
             eg_mem_link_t *ol;
             size_t on;
             bool found = false;
 
+            if (ls[k].type == EG_LINK_TEMPORAL) {
+                temporal_live += t_field(u, ls[k].other_id) != NULL;
+                continue;
+            }
+            entries++;
             cr_assert_not_null(o, "%s links to %s, which has no links", id, ls[k].other_id);
             cr_assert_eq(eg_mem_links_parse(&T.a, o->str, o->len, &ol, &on), 0);
             for (size_t j = 0; j < on; j++)
@@ -525,7 +538,23 @@ static inline void t_check(void)
         }
     }
     cr_assert_eq(entries % 2, 0);
-    cr_assert_eq(t_bank_int("link_count"), entries / 2, "link_count");
+    cr_assert_eq(t_bank_int("link_count"), entries / 2 + temporal_live, "link_count");
+    /* :lr: for every id, the temporal entries naming it, nothing else */
+    for (size_t i = 0; i + 1 < lr->elements; i += 2) {
+        long long want = 0;
+        for (size_t h = 0; h < l->elements / 2; h++)
+            for (size_t k = 0; k < nheld[h]; k++)
+                want += held[h][k].type == EG_LINK_TEMPORAL &&
+                        strcmp(held[h][k].other_id, lr->element[i]->str) == 0;
+        cr_assert_gt(want, 0, ":lr counts %s, which no temporal link names", lr->element[i]->str);
+        cr_assert_eq(strtoll(lr->element[i + 1]->str, NULL, 10), want, ":lr of %s",
+                     lr->element[i]->str);
+    }
+    for (size_t h = 0; h < l->elements / 2; h++)
+        for (size_t k = 0; k < nheld[h]; k++)
+            if (held[h][k].type == EG_LINK_TEMPORAL)
+                cr_assert_not_null(t_field(lr, held[h][k].other_id), "no :lr entry for %s",
+                                   held[h][k].other_id);
     /* documents: a list per document, each listed unit exists and names it */
     cr_assert_eq(du->elements, d->elements);
     for (size_t i = 0; i + 1 < d->elements; i += 2) {

@@ -181,7 +181,7 @@ Test(mstore_docs, unit_replace_checks_updated_at)
     cr_assert_eq(t_units_get_links(ids, 1, &got), 0);
     cr_assert_str_eq(got.u[0]->text, "Alice loves Paris.");
     cr_assert_eq(got.u[0]->updated_at, u.updated_at);
-    cr_assert_eq(got.nlinks[0], 3, "links are kept");
+    cr_assert_eq(got.nlinks[0], 2, "links are kept (D's temporal link to A is held by D)");
     cr_assert_eq(t_cmd("HGET %s %s", t_key("v"), f.a)->str[3], 0x3f); /* 1.0f, little-endian */
     cr_assert_str_eq(t_entry_field(t_stream(), 2, "u"), f.a);
 
@@ -248,7 +248,7 @@ Test(mstore_docs, doc_tags)
         cr_assert_eq(got.u[i]->occurred_end, f.u1[i].unit.occurred_end);
     }
     cr_assert_eq(got.u[2]->ntags, 0, "another document's unit is untouched");
-    cr_assert_eq(got.nlinks[0], 3);
+    cr_assert_eq(got.nlinks[0], 2);
     x = t_stream();
     cr_assert_eq(x->elements, 3);
     cr_assert_eq(strlen(t_entry_field(x, 2, "u")), 3 * 36 + 2);
@@ -393,7 +393,7 @@ Test(mstore_docs, bank_delete_drops_every_key)
     /* every key family of the bank exists now */
     eg_arena_init(&a);
     keys = eg_mem_bank_keys(&a, T.ws, T.bank, &nkeys);
-    cr_assert_eq(nkeys, 11);
+    cr_assert_eq(nkeys, 12);
     for (size_t i = 0; i < nkeys; i++)
         cr_assert_eq(t_cmd("EXISTS %s", keys[i])->integer, 1, "%s", keys[i]);
     eg_arena_destroy(&a);
@@ -404,5 +404,69 @@ Test(mstore_docs, bank_delete_drops_every_key)
     cr_assert_eq(eg_bank_delete(T.ws, T.bank, t_deleted, &done), 0);
     t_wait(&done);
     cr_assert_eq(t_cmd("KEYS %s", pattern)->elements, 0, "a key of the bank survived");
+    t_env_stop();
+}
+
+/* A temporal link lives on its holder only: an old unit linked by many later ones keeps a short
+ * list (the later ones are counted in :lr), deleting it takes those links out of link_count and
+ * out of what readers see while their entries stay with the holders, and storing a unit with the
+ * same id again makes them links again. t_check verifies counters and :lr after every step. */
+Test(mstore_docs, temporal_links_live_on_their_holder)
+{
+    enum { LATER = 45 };
+    eg_mem_new_unit_t old[1], later[LATER], again[1];
+    eg_mem_link_t to_old[LATER];
+    const char *a = NULL, *ids[LATER];
+    t_wres_t w;
+    eg_mem_write_t b;
+    t_units_t got;
+    int64_t n = -1;
+
+    t_env_start();
+    a = t_uuid();
+    t_unit(&old[0], a, "The old fact.", EG_FACT_WORLD, NULL, 0, 0.1f);
+    b = t_batch("doc-old", old, 1, NULL, 0);
+    cr_assert_eq(t_write(&b, &w), 0);
+    for (int i = 0; i < LATER; i++) {
+        to_old[i] = (eg_mem_link_t){a, EG_LINK_TEMPORAL, 0.5f};
+        t_unit(&later[i], t_uuid(), "A later fact.", EG_FACT_WORLD, NULL, 0, 0.2f);
+        later[i].links = &to_old[i];
+        later[i].nlinks = 1;
+        ids[i] = later[i].unit.id;
+        b = t_batch(eg_arena_printf(&T.a, "doc-later-%d", i), &later[i], 1, NULL, 0);
+        cr_assert_eq(t_write(&b, &w), 0);
+        cr_assert_eq(w.r.links_written, 1);
+    }
+    t_check();
+    cr_assert_eq(t_bank_int("link_count"), LATER);
+    cr_assert_eq(t_cmd("HEXISTS %s %s", t_key("l"), a)->integer, 0, "the old unit holds nothing");
+    cr_assert_eq(t_cmd("HGET %s %s", t_key("lr"), a)->str[0], '4');
+    const char *some[2] = {ids[0], a}; /* t_units_t holds a few units */
+    cr_assert_eq(t_units_get_links(some, 2, &got), 0);
+    cr_assert_eq(got.nlinks[0], 1);
+    cr_assert_eq(got.nlinks[1], 0);
+
+    /* Delete the old unit: its links go from the count and from what readers see. */
+    cr_assert_eq(t_units_delete(&a, 1, &n), 0);
+    cr_assert_eq(n, 1);
+    t_check();
+    cr_assert_eq(t_bank_int("link_count"), 0);
+    cr_assert_eq(t_units_get_links(ids, 8, &got), 0);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(got.nlinks[i], 0, "holder %d still shows a link to a deleted unit", i);
+
+    /* The same id stored again: the holders' links count again. */
+    t_unit(&again[0], a, "The old fact, again.", EG_FACT_WORLD, NULL, 0, 0.1f);
+    b = t_batch("doc-old", again, 1, NULL, 0);
+    cr_assert_eq(t_write(&b, &w), 0);
+    t_check();
+    cr_assert_eq(t_bank_int("link_count"), LATER);
+
+    /* Holders go: :lr follows and empties. */
+    cr_assert_eq(t_units_delete(ids, LATER, &n), 0);
+    cr_assert_eq(n, LATER);
+    t_check();
+    cr_assert_eq(t_bank_int("link_count"), 0);
+    cr_assert_eq(t_cmd("EXISTS %s", t_key("lr"))->integer, 0);
     t_env_stop();
 }
