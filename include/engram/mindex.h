@@ -29,6 +29,7 @@
 
 #include "engram/bm25.h"
 #include "engram/mstore.h"
+#include "engram/resolve.h"
 #include "engram/text.h"
 #include "engram/vindex.h"
 
@@ -153,12 +154,24 @@ int eg_mindex_find(const eg_mindex_t *ix, const char *unit_id, uint32_t *slot);
 eg_vindex_t *eg_mindex_vectors(eg_mindex_t *ix);
 eg_bm25_t *eg_mindex_bm25(eg_mindex_t *ix);
 
+/* Turn on the vector index's sign sketches (eg_vindex_sketch_enable) for eg_vbatch_scan; they
+ * stay on, kept current by later puts, for the index's life. */
+void eg_mindex_sketch_vectors(eg_mindex_t *ix);
+
 /* Entities: count (indexes 0..n-1 may include removed ones: eg_mindex_entity returns NULL for
  * those), by index, by id, by folded name. */
 size_t eg_mindex_entities(const eg_mindex_t *ix);
 const eg_mindex_entity_t *eg_mindex_entity(const eg_mindex_t *ix, uint32_t idx);
 int eg_mindex_entity_by_id(const eg_mindex_t *ix, const char *id, uint32_t *idx);
 int eg_mindex_entity_by_folded(const eg_mindex_t *ix, const char *folded, uint32_t *idx);
+
+/* Entity resolution's candidates: up to max entities whose canonical name has trigram similarity
+ * >= min_sim with name, most similar first, then by index (eg_resolve_dict_search; hit ids are
+ * entity indexes). The name dictionary is built on the first call (a few µs an entity) and kept
+ * current by every entity change after it. */
+size_t eg_mindex_entity_search(eg_mindex_t *ix, const char *name, double min_sim,
+                               eg_resolve_hit_t *out, size_t max);
+bool eg_mindex_entity_names_built(const eg_mindex_t *ix);
 
 /* Documents, the same way. */
 size_t eg_mindex_docs(const eg_mindex_t *ix);
@@ -188,6 +201,20 @@ size_t eg_mindex_time_near(eg_mindex_t *ix, uint32_t slot, int64_t window_us, si
 /* A number that changes whenever the index does (units, vectors, entities, documents); no two
  * states of the process's indexes share one, so (ix, version) can key a cache of derived data. */
 uint64_t eg_mindex_version(const eg_mindex_t *ix);
+
+/* Units tied with the last of the max nearest that eg_mindex_time_near_at also returns, as a
+ * multiple of max. */
+#define EG_MINDEX_NEAR_TIES 4
+
+/* The units nearest to time t (µs) by event time (occurred_start, else mentioned_at), within
+ * window_us of it, that keep accepts (NULL: all; invalidated units are always skipped): the max
+ * nearest, nearest first (on equal distance the earlier side first, then time order), followed by
+ * the units at the same distance as the last of them (at most EG_MINDEX_NEAR_TIES * max), so a
+ * caller that breaks ties its own way sees every tied unit. out has room for
+ * (1 + EG_MINDEX_NEAR_TIES) * max slots. Returns the count. Unlike eg_mindex_time_near, t need
+ * not be a unit's: retain asks for the neighbours of units it has not stored yet. */
+size_t eg_mindex_time_near_at(eg_mindex_t *ix, int64_t t, int64_t window_us, size_t max,
+                              eg_slot_filter_fn keep, void *udata, uint32_t *out);
 
 /* Heap bytes the index holds (with malloc's per-allocation overhead for its small arrays). */
 size_t eg_mindex_bytes(const eg_mindex_t *ix);

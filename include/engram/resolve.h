@@ -55,6 +55,9 @@ double eg_resolve_name_similarity(const char *a, const char *b);
  * code points unchanged), in the arena. */
 char *eg_resolve_lower(eg_arena_t *a, const char *s);
 
+/* eg_resolve_lower(s) equals low (without allocating when s is ASCII). */
+bool eg_resolve_lower_eq(const char *s, const char *low);
+
 /* Trigrams of a name as pg_trgm makes them: lowercased words (runs of letters and digits), each
  * padded with two spaces in front and one behind, every 3 consecutive code points; distinct,
  * sorted. A trigram is 3 code points packed 21 bits each. Returns the count, *out in the arena. */
@@ -73,12 +76,19 @@ typedef struct eg_resolve_dict_s eg_resolve_dict_t;
 eg_resolve_dict_t *eg_resolve_dict_new(void);
 void eg_resolve_dict_free(eg_resolve_dict_t *d);
 
-/* Add a name under the caller's number for it (e.g. the index's entity number). A number may be
- * added once. */
+/* Add a name under the caller's number for it (e.g. the index's entity number; numbers are
+ * expected to be dense: per-number arrays cover the largest one). A number already present is
+ * left as it is (remove it first to rename). */
 void eg_resolve_dict_add(eg_resolve_dict_t *d, uint32_t id, const char *name);
 
-/* Names in the dictionary. */
+/* Remove number id, which was added with name (the same text: its trigrams are recomputed to find
+ * its entries). Absent numbers are ignored. Costs the length of the name's posting lists. */
+void eg_resolve_dict_remove(eg_resolve_dict_t *d, uint32_t id, const char *name);
+
+/* Names in the dictionary; whether a number is present; heap bytes held. */
 size_t eg_resolve_dict_size(const eg_resolve_dict_t *d);
+bool eg_resolve_dict_has(const eg_resolve_dict_t *d, uint32_t id);
+size_t eg_resolve_dict_bytes(const eg_resolve_dict_t *d);
 
 typedef struct eg_resolve_hit_s {
     uint32_t id;
@@ -98,9 +108,11 @@ typedef struct eg_resolve_cand_s {
     const char *name;  /* canonical name */
     int64_t last_seen; /* µs, or INT64_MIN when unknown */
     /* Names of the entities it has appeared with in earlier facts (any case). Hindsight compares
-     * names here, not ids: the other mentions of a fact are not resolved yet. */
+     * names here, not ids: the other mentions of a fact are not resolved yet. eg_resolve_batch
+     * with an overlap callback ignores these and asks the callback instead. */
     const char *const *cooc;
     size_t ncooc;
+    uint32_t ref; /* the lookup's own number for the candidate (for the overlap callback) */
 } eg_resolve_cand_t;
 
 /* The score of candidate c for a mention of name, whose fact also mentions nearby[0..nnearby)
@@ -112,6 +124,11 @@ double eg_resolve_score(const char *name, const char *const *nearby, size_t nnea
  * most EG_RESOLVE_CAND_MAX, most similar first), allocated in a. Returns the count. */
 typedef size_t (*eg_resolve_lookup_fn)(void *ctx, eg_arena_t *a, const char *name,
                                        eg_resolve_cand_t **out);
+
+/* How many of nearby_low[0..n) (lowercased, unique names) are among the names candidate c has
+ * appeared with — what its cooc field would give, compared lowercased (eg_resolve_lower_eq). */
+typedef size_t (*eg_resolve_overlap_fn)(void *ctx, const eg_resolve_cand_t *c,
+                                        const char *const *nearby_low, size_t n);
 
 /* One entity mention of a batch. */
 typedef struct eg_resolve_mention_s {
@@ -132,13 +149,17 @@ typedef struct eg_resolve_new_s {
 typedef struct eg_resolve_out_s {
     const char *entity_id; /* an existing entity, or NULL: new entity news[new_index] */
     size_t new_index;
-    double score; /* the winning candidate's score (0 for a new entity without candidates) */
+    double score; /* the chosen candidate's score; 0 for a new entity */
 } eg_resolve_out_t;
 
 /* Resolve n mentions (out[n] filled); new entities go to *news (in a, *nnew of them). lookup is
- * called once per distinct spelling. */
+ * called once per distinct spelling; overlap (NULL: the candidates' cooc fields are used) only
+ * for a candidate whose score could still decide the mention: candidates are bounded first by the
+ * cheap parts of the score (recency, and an upper bound of the name ratio: difflib's
+ * quick_ratio) and skipped when they cannot beat the best so far or the threshold. The
+ * decisions are those of scoring every candidate. */
 void eg_resolve_batch(eg_arena_t *a, const eg_resolve_mention_t *m, size_t n,
-                      eg_resolve_lookup_fn lookup, void *ctx, eg_resolve_out_t *out,
-                      eg_resolve_new_t **news, size_t *nnew);
+                      eg_resolve_lookup_fn lookup, eg_resolve_overlap_fn overlap, void *ctx,
+                      eg_resolve_out_t *out, eg_resolve_new_t **news, size_t *nnew);
 
 #endif

@@ -337,6 +337,7 @@ void eg_mindex_free(eg_mindex_t *ix)
     free(ix->units);
     eg__mx_graph_free(ix);
     eg__mx_time_free(ix);
+    eg__mx_names_free(ix);
     for (size_t i = 0; i < ix->ntags; i++)
         free(ix->tags[i].name);
     free(ix->tags);
@@ -578,5 +579,6 @@ size_t eg_mindex_bytes(const eg_mindex_t *ix)
 {
     if (!ix)
         return 0;
-    return sizeof(*ix) + ix->heap + eg_vindex_bytes(ix->vec) + eg_bm25_bytes(ix->bm);
+    return sizeof(*ix) + ix->heap + eg_vindex_bytes(ix->vec) + eg_bm25_bytes(ix->bm) +
+           eg__mx_names_bytes(ix);
 }

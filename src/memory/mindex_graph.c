@@ -416,11 +416,14 @@ int eg_mindex_put_entity(eg_mindex_t *ix, const eg_mem_entity_t *e)
         x->live = true;
         eg__smap_put(ix, &ix->ent_by_id, idx);
         eg__smap_put(ix, &ix->ent_by_folded, idx);
+        eg__mx_names_add(ix, idx);
     } else {
         x = &ix->ents[idx];
         if (strcmp(x->pub.name, e->canonical_name) != 0) {
+            eg__mx_names_remove(ix, idx);
             eg__mx_strfree(ix, x->pub.name);
             x->pub.name = eg__mx_strdup(ix, e->canonical_name);
+            eg__mx_names_add(ix, idx);
         }
         if (strcmp(x->pub.folded, folded) != 0) {
             eg__smap_del(ix, &ix->ent_by_folded, idx);
@@ -463,6 +466,7 @@ int eg_mindex_remove_entity(eg_mindex_t *ix, const char *entity_id)
         return EG_ENOTFOUND;
     eg__mx_changed(ix);
     x = &ix->ents[idx];
+    eg__mx_names_remove(ix, idx);
     for (uint32_t i = 0; i < x->pub.nslots; i++)
         unit_drop_entity(ix, &ix->units[x->pub.slots[i]], idx);
     eg__smap_del(ix, &ix->ent_by_id, idx);

@@ -2,7 +2,8 @@
  *
  *   mindex.c        the index object, id maps, tags, units (put/replace/remove), queries, bytes
  *   mindex_graph.c  links (both sides), pending links, entities, documents
- *   mindex_time.c   the two time orders and eg_mindex_time_near
+ *   mindex_time.c   the two time orders and eg_mindex_time_near(_at)
+ *   mindex_retain.c the entity-name dictionary and vector sketches retain searches
  *   mindex_load.c   loading a bank from Redis and catching up with its change stream
  *   mindex_registry.c  the per-process registry of loaded banks (LRU under a memory cap) */
 #ifndef ENGRAM_MINDEX_INT_H
@@ -116,6 +117,8 @@ struct eg_mindex_s {
 
     eg_arena_t scratch; /* per-call temporaries (tokens, folded names) */
     uint64_t version;   /* eg_mindex_version: bumped by eg__mx_changed */
+
+    struct eg_resolve_dict_s *names; /* entity names by entity index, built on first search */
 };
 
 /* Record a change of ix (a new, process-wide unique version). */
@@ -160,6 +163,13 @@ void eg__mx_tag_count(eg_mindex_t *ix, uint32_t id, bool doc, int delta);
 /* The interned, sorted, de-duplicated ids of tags[0..n) (at most EG_MEM_TAGS_MAX) into out;
  * returns the count. */
 uint16_t eg__mx_tags_intern(eg_mindex_t *ix, const char *const *tags, size_t n, uint32_t *out);
+
+/* The entity-name dictionary (mindex_retain.c): follow entity idx after it was added or renamed,
+ * before it is removed or renamed (its current name is the one in the dictionary); free; bytes. */
+void eg__mx_names_add(eg_mindex_t *ix, uint32_t idx);
+void eg__mx_names_remove(eg_mindex_t *ix, uint32_t idx);
+void eg__mx_names_free(eg_mindex_t *ix);
+size_t eg__mx_names_bytes(const eg_mindex_t *ix);
 
 /* Time orders (mindex_time.c): record a change; build both orders now (a loader does this off
  * the loop, on an index nothing else sees yet). */

@@ -4,8 +4,9 @@
  * else mentioned_at: the temporal arm and temporal neighbours). Neither is maintained on every
  * write: a change only records the slot as touched, and the next query rebuilds the order by
  * dropping touched slots from the old array, sorting the touched ones that are still in it, and
- * merging the two, which is linear in the bank plus k log k in the changes. Only the first build,
- * or a build after changes to more than a quarter of the bank, sorts everything. */
+ * merging the two, which moves the bank's slot numbers once (memmove) and reads k log n keys for k
+ * changes. Only the first build, or a build after changes to more than a quarter of the bank,
+ * sorts everything. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,11 +184,23 @@ static void rebuild(eg_mindex_t *ix, eg__torder_t *o)
     for (size_t i = 0; i < o->ntouched; i++)
         o->tbits[o->touched[i] / 64] &= ~(1ULL << (o->touched[i] & 63));
     order_fit(ix, o, kept + m);
-    for (size_t i = kept, j = m, out = kept + m; j > 0;) {
-        if (i > 0 && key_of(ix, o, o->a[i - 1], &k) && cmp_key(&k, &keys[j - 1]) > 0)
-            o->a[--out] = o->a[--i];
-        else
-            o->a[--out] = keys[--j].slot;
+    /* From the back: each touched key's place among the untouched is found by binary search
+     * (reading a unit's key is a cache miss, so a batch of m changes reads m log n of them, not
+     * the whole bank), and the untouched run after it moves up in one memmove. */
+    for (size_t i = kept, j = m, out = kept + m; j > 0; j--) {
+        size_t lo = 0, hi = i;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            key_of(ix, o, o->a[mid], &k);
+            if (cmp_key(&k, &keys[j - 1]) > 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        memmove(o->a + out - (i - lo), o->a + lo, (i - lo) * sizeof(*o->a));
+        out -= i - lo;
+        i = lo;
+        o->a[--out] = keys[j - 1].slot;
     }
     free(keys);
     o->n = kept + m;
@@ -263,6 +276,54 @@ size_t eg_mindex_time_near(eg_mindex_t *ix, uint32_t slot, int64_t window_us, si
         double w = window_us > 0 ? 1.0 - (double)d / (double)window_us : 1.0;
         out[m++] = (eg_mindex_link_t){
             .slot = s, .weight = (float)(w < 0.3 ? 0.3 : w), .type = EG_LINK_TEMPORAL};
+    }
+    return m;
+}
+
+size_t eg_mindex_time_near_at(eg_mindex_t *ix, int64_t t, int64_t window_us, size_t max,
+                              eg_slot_filter_fn keep, void *udata, uint32_t *out)
+{
+    eg__torder_t *o;
+    tkey_t k = {0};
+    size_t lo, hi, m = 0, cap;
+    ptrdiff_t l, r;
+    int64_t last = -1;
+
+    if (!ix || !out || max == 0 || window_us < 0 || t == EG_MEM_TIME_NONE)
+        return 0;
+    o = &ix->by_event;
+    rebuild(ix, o);
+    cap = max + EG_MINDEX_NEAR_TIES * max;
+    /* The first unit at or after t, then walk outwards, nearest side first. */
+    for (lo = 0, hi = o->n; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        key_of(ix, o, o->a[mid], &k);
+        if (k.t < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    l = (ptrdiff_t)lo - 1;
+    r = (ptrdiff_t)lo;
+    while (m < cap) {
+        int64_t dl = INT64_MAX, dr = INT64_MAX, d;
+        uint32_t s;
+        if (l >= 0) {
+            key_of(ix, o, o->a[l], &k);
+            dl = t - k.t;
+        }
+        if ((size_t)r < o->n) {
+            key_of(ix, o, o->a[r], &k);
+            dr = k.t - t;
+        }
+        d = dl <= dr ? dl : dr;
+        if (d > window_us || (m >= max && d != last))
+            break;
+        s = dl <= dr ? o->a[l--] : o->a[r++];
+        if (ix->units[s].invalidated || (keep && !keep(s, udata)))
+            continue;
+        out[m++] = s;
+        last = d;
     }
     return m;
 }

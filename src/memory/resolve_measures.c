@@ -7,22 +7,46 @@
 
 #include "engram/resolve.h"
 #include "engram/util.h"
+#include "memory/resolve_int.h"
 #include "memory/text_int.h"
 
 /* ---- code points ---------------------------------------------------------------------------- */
 
+/* Code points, in the struct itself while they fit (entity names nearly always do): resolution
+ * compares thousands of short names per batch, and a malloc per name showed in profiles. Never
+ * copy a cps_t by value (v may point into it). */
+#define CPS_SMALL 48
+
 typedef struct {
     uint32_t *v;
     size_t n, cap;
+    uint32_t small[CPS_SMALL];
 } cps_t;
 
 static void cps_push(cps_t *c, uint32_t cp)
 {
     if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 32;
-        c->v = eg_xrealloc(c->v, c->cap * sizeof(*c->v));
+        if (c->cap == 0) {
+            c->v = c->small;
+            c->cap = CPS_SMALL;
+        } else {
+            size_t cap = c->cap * 2;
+            if (c->v == c->small) {
+                c->v = eg_xmalloc(cap * sizeof(*c->v));
+                memcpy(c->v, c->small, c->n * sizeof(*c->v));
+            } else {
+                c->v = eg_xrealloc(c->v, cap * sizeof(*c->v));
+            }
+            c->cap = cap;
+        }
     }
     c->v[c->n++] = cp;
+}
+
+static void cps_free(cps_t *c)
+{
+    if (c->v != c->small)
+        free(c->v);
 }
 
 /* Decode s (len bytes) into code points; an invalid byte becomes U+DC80 + byte, as Python's
@@ -97,8 +121,18 @@ static void lower_cps(const cps_t *in, cps_t *out)
 char *eg_resolve_lower(eg_arena_t *a, const char *s)
 {
     cps_t in = {0}, low = {0};
-    size_t len = strlen(s);
+    size_t len = strlen(s), k;
 
+    /* ASCII (most names): str.lower() only maps A-Z. */
+    for (k = 0; k < len && (unsigned char)s[k] < 0x80; k++)
+        ;
+    if (k == len) {
+        char *out = eg_arena_alloc(a, len + 1);
+        for (k = 0; k < len; k++)
+            out[k] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] + 32 : s[k]);
+        out[len] = '\0';
+        return out;
+    }
     decode(s, len, SIZE_MAX, &in);
     lower_cps(&in, &low);
     char *out = eg_arena_alloc(a, low.n * 4 + 1), *w = out;
@@ -110,9 +144,27 @@ char *eg_resolve_lower(eg_arena_t *a, const char *s)
             w += eg__utf8_encode(cp, w);
     }
     *w = '\0';
-    free(in.v);
-    free(low.v);
+    cps_free(&in);
+    cps_free(&low);
     return out;
+}
+
+bool eg_resolve_lower_eq(const char *s, const char *low)
+{
+    size_t i = 0;
+
+    for (; s[i] && (unsigned char)s[i] < 0x80; i++) {
+        char c = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] + 32) : s[i];
+        if (c != low[i])
+            return false;
+    }
+    if (!s[i])
+        return low[i] == '\0';
+    eg_arena_t a;
+    eg_arena_init(&a);
+    bool eq = strcmp(eg_resolve_lower(&a, s), low) == 0;
+    eg_arena_destroy(&a);
+    return eq;
 }
 
 /* ---- difflib.SequenceMatcher ---------------------------------------------------------------- */
@@ -196,8 +248,8 @@ static size_t matches(sm_t *sm)
     typedef struct {
         size_t alo, ahi, blo, bhi;
     } range_t;
-    size_t cap = 16, top = 0, total = 0;
-    range_t *stack = eg_xmalloc(cap * sizeof(*stack));
+    size_t cap = 32, top = 0, total = 0;
+    range_t small[32], *stack = small;
 
     stack[top++] = (range_t){0, sm->la, 0, sm->lb};
     while (top > 0) {
@@ -209,14 +261,20 @@ static size_t matches(sm_t *sm)
         total += k;
         if (top + 2 > cap) {
             cap *= 2;
-            stack = eg_xrealloc(stack, cap * sizeof(*stack));
+            if (stack == small) {
+                stack = eg_xmalloc(cap * sizeof(*stack));
+                memcpy(stack, small, top * sizeof(*stack));
+            } else {
+                stack = eg_xrealloc(stack, cap * sizeof(*stack));
+            }
         }
         if (r.alo < i && r.blo < j)
             stack[top++] = (range_t){r.alo, i, r.blo, j};
         if (i + k < r.ahi && j + k < r.bhi)
             stack[top++] = (range_t){i + k, r.ahi, j + k, r.bhi};
     }
-    free(stack);
+    if (stack != small)
+        free(stack);
     return total;
 }
 
@@ -225,14 +283,19 @@ static double ratio_cps(const uint32_t *a, size_t la, const uint32_t *b, size_t 
     if (la + lb == 0)
         return 1.0;
     sm_t sm = {.a = a, .b = b, .la = la, .lb = lb};
-    sm.popular = eg_xcalloc(lb + 1, sizeof(*sm.popular));
-    sm.prev = eg_xcalloc(lb + 1, sizeof(*sm.prev));
-    sm.cur = eg_xcalloc(lb + 1, sizeof(*sm.cur));
+    bool pop_small[CPS_SMALL + 1] = {0};
+    size_t rows_small[2][CPS_SMALL + 1] = {{0}};
+    bool heap = lb > CPS_SMALL;
+    sm.popular = heap ? eg_xcalloc(lb + 1, sizeof(*sm.popular)) : pop_small;
+    sm.prev = heap ? eg_xcalloc(lb + 1, sizeof(*sm.prev)) : rows_small[0];
+    sm.cur = heap ? eg_xcalloc(lb + 1, sizeof(*sm.cur)) : rows_small[1];
     mark_popular(&sm);
     size_t m = matches(&sm);
-    free(sm.popular);
-    free(sm.prev);
-    free(sm.cur);
+    if (heap) {
+        free(sm.popular);
+        free(sm.prev); /* longest() swaps the two rows: both are freed either way */
+        free(sm.cur);
+    }
     return 2.0 * (double)m / (double)(la + lb);
 }
 
@@ -243,8 +306,8 @@ double eg_resolve_seq_ratio(const char *a, size_t alen, const char *b, size_t bl
     decode(a, alen, EG_RESOLVE_NAME_MAX_CP, &ca);
     decode(b, blen, EG_RESOLVE_NAME_MAX_CP, &cb);
     double r = ratio_cps(ca.v, ca.n, cb.v, cb.n);
-    free(ca.v);
-    free(cb.v);
+    cps_free(&ca);
+    cps_free(&cb);
     return r;
 }
 
@@ -257,10 +320,10 @@ double eg_resolve_name_similarity(const char *a, const char *b)
     lower_cps(&ca, &la);
     lower_cps(&cb, &lb);
     double r = ratio_cps(la.v, la.n, lb.v, lb.n);
-    free(ca.v);
-    free(cb.v);
-    free(la.v);
-    free(lb.v);
+    cps_free(&ca);
+    cps_free(&cb);
+    cps_free(&la);
+    cps_free(&lb);
     return r;
 }
 
@@ -277,8 +340,7 @@ static int cmp_u64(const void *x, const void *y)
     return p < q ? -1 : p > q;
 }
 
-/* Distinct sorted trigrams into a malloc'ed array. */
-static size_t trigrams_malloc(const char *s, uint64_t **out)
+size_t eg__resolve_trigrams_malloc(const char *s, uint64_t **out)
 {
     cps_t raw = {0}, low = {0};
     size_t n = 0, cap = 0;
@@ -310,8 +372,8 @@ static size_t trigrams_malloc(const char *s, uint64_t **out)
         }
         i = e;
     }
-    free(raw.v);
-    free(low.v);
+    cps_free(&raw);
+    cps_free(&low);
     if (n > 1) {
         qsort(v, n, sizeof(*v), cmp_u64);
         size_t u = 1;
@@ -327,7 +389,7 @@ static size_t trigrams_malloc(const char *s, uint64_t **out)
 size_t eg_resolve_trigrams(eg_arena_t *a, const char *s, uint64_t **out)
 {
     uint64_t *v;
-    size_t n = trigrams_malloc(s, &v);
+    size_t n = eg__resolve_trigrams_malloc(s, &v);
 
     *out = NULL;
     if (n) {
@@ -361,173 +423,10 @@ double eg_resolve_trigram_sim(const uint64_t *ta, size_t na, const uint64_t *tb,
 double eg_resolve_name_trigram_sim(const char *a, const char *b)
 {
     uint64_t *ta, *tb;
-    size_t na = trigrams_malloc(a, &ta), nb = trigrams_malloc(b, &tb);
+    size_t na = eg__resolve_trigrams_malloc(a, &ta), nb = eg__resolve_trigrams_malloc(b, &tb);
     double r = eg_resolve_trigram_sim(ta, na, tb, nb);
 
     free(ta);
     free(tb);
     return r;
-}
-
-/* ---- the dictionary ------------------------------------------------------------------------- */
-
-typedef struct {
-    uint64_t key;  /* 0 = empty slot (no trigram packs to 0: a trigram has a space or a letter) */
-    uint32_t *ids; /* internal name numbers */
-    uint32_t n, cap;
-} posting_t;
-
-struct eg_resolve_dict_s {
-    posting_t *tab;
-    size_t tab_cap, tab_used; /* power of two */
-    uint32_t *ext;            /* internal number -> caller's id */
-    uint16_t *ntri;           /* internal number -> its trigram count */
-    size_t n, cap;
-    uint16_t *scratch; /* shared-trigram counts during a search */
-    uint32_t *touched;
-    size_t scratch_cap;
-};
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
-static posting_t *tab_find(const eg_resolve_dict_t *d, uint64_t key)
-{
-    if (d->tab_cap == 0)
-        return NULL;
-    for (size_t i = mix(key) & (d->tab_cap - 1);; i = (i + 1) & (d->tab_cap - 1)) {
-        if (d->tab[i].key == key)
-            return &d->tab[i];
-        if (d->tab[i].key == 0)
-            return NULL;
-    }
-}
-
-static posting_t *tab_insert(eg_resolve_dict_t *d, uint64_t key)
-{
-    if ((d->tab_used + 1) * 2 > d->tab_cap) {
-        size_t cap = d->tab_cap ? d->tab_cap * 2 : 1024;
-        posting_t *tab = eg_xcalloc(cap, sizeof(*tab));
-        for (size_t k = 0; k < d->tab_cap; k++) {
-            if (d->tab[k].key == 0)
-                continue;
-            size_t i = mix(d->tab[k].key) & (cap - 1);
-            while (tab[i].key != 0)
-                i = (i + 1) & (cap - 1);
-            tab[i] = d->tab[k];
-        }
-        free(d->tab);
-        d->tab = tab;
-        d->tab_cap = cap;
-    }
-    size_t i = mix(key) & (d->tab_cap - 1);
-    while (d->tab[i].key != 0 && d->tab[i].key != key)
-        i = (i + 1) & (d->tab_cap - 1);
-    if (d->tab[i].key == 0) {
-        d->tab[i].key = key;
-        d->tab_used++;
-    }
-    return &d->tab[i];
-}
-
-eg_resolve_dict_t *eg_resolve_dict_new(void)
-{
-    return eg_xcalloc(1, sizeof(eg_resolve_dict_t));
-}
-
-void eg_resolve_dict_free(eg_resolve_dict_t *d)
-{
-    if (!d)
-        return;
-    for (size_t k = 0; k < d->tab_cap; k++)
-        free(d->tab[k].ids);
-    free(d->tab);
-    free(d->ext);
-    free(d->ntri);
-    free(d->scratch);
-    free(d->touched);
-    free(d);
-}
-
-size_t eg_resolve_dict_size(const eg_resolve_dict_t *d)
-{
-    return d->n;
-}
-
-void eg_resolve_dict_add(eg_resolve_dict_t *d, uint32_t id, const char *name)
-{
-    uint64_t *t;
-    size_t nt = trigrams_malloc(name, &t);
-
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 256;
-        d->ext = eg_xrealloc(d->ext, d->cap * sizeof(*d->ext));
-        d->ntri = eg_xrealloc(d->ntri, d->cap * sizeof(*d->ntri));
-    }
-    uint32_t self = (uint32_t)d->n++;
-    d->ext[self] = id;
-    d->ntri[self] = (uint16_t)EG_MIN(nt, UINT16_MAX);
-    for (size_t k = 0; k < nt; k++) {
-        posting_t *p = tab_insert(d, t[k]);
-        if (p->n == p->cap) {
-            p->cap = p->cap ? p->cap * 2 : 4;
-            p->ids = eg_xrealloc(p->ids, p->cap * sizeof(*p->ids));
-        }
-        p->ids[p->n++] = self;
-    }
-    free(t);
-}
-
-static int cmp_hit(const void *x, const void *y)
-{
-    const eg_resolve_hit_t *p = x, *q = y;
-    if (p->sim != q->sim)
-        return p->sim > q->sim ? -1 : 1;
-    return p->id < q->id ? -1 : p->id > q->id;
-}
-
-size_t eg_resolve_dict_search(eg_resolve_dict_t *d, const char *name, double min_sim,
-                              eg_resolve_hit_t *out, size_t max)
-{
-    uint64_t *t;
-    size_t nt = trigrams_malloc(name, &t), ntouched = 0, nhits = 0;
-
-    if (d->scratch_cap < d->n) {
-        free(d->scratch);
-        free(d->touched);
-        d->scratch_cap = d->cap;
-        d->scratch = eg_xcalloc(d->scratch_cap, sizeof(*d->scratch));
-        d->touched = eg_xmalloc(d->scratch_cap * sizeof(*d->touched));
-    }
-    for (size_t k = 0; k < nt; k++) {
-        const posting_t *p = tab_find(d, t[k]);
-        if (!p)
-            continue;
-        for (uint32_t q = 0; q < p->n; q++) {
-            uint32_t id = p->ids[q];
-            if (d->scratch[id]++ == 0)
-                d->touched[ntouched++] = id;
-        }
-    }
-    eg_resolve_hit_t *hits = eg_xmalloc((ntouched + 1) * sizeof(*hits));
-    for (size_t k = 0; k < ntouched; k++) {
-        uint32_t id = d->touched[k];
-        size_t shared = d->scratch[id];
-        d->scratch[id] = 0;
-        double sim = (double)shared / (double)(nt + d->ntri[id] - shared);
-        if (sim >= min_sim)
-            hits[nhits++] = (eg_resolve_hit_t){d->ext[id], sim};
-    }
-    qsort(hits, nhits, sizeof(*hits), cmp_hit);
-    nhits = EG_MIN(nhits, max);
-    memcpy(out, hits, nhits * sizeof(*out));
-    free(hits);
-    free(t);
-    return nhits;
 }

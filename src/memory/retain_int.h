@@ -113,8 +113,14 @@ struct eg__run_s {
 
     uv_work_t work; /* extraction and embedding off the loop (builtin providers) */
     bool resolved;  /* entity resolution done (the first index slice) */
-    size_t lnext;   /* next fact to link */
-    void *lbatch;   /* eg_links_unit_t[nfacts] */
+    /* Semantic candidates: one batch scan of the bank's vectors for every fact (retain_index.c),
+     * in pieces across slices; sem[g] keeps fact g's best stored units. */
+    struct eg_vbatch_s *vbatch; /* NULL: no scan (none needed, or another dimension) */
+    uint32_t sem_next;          /* next slot to scan */
+    bool sem_done;
+    struct eg__rsem_s *sem;
+    size_t lnext; /* next fact to link */
+    void *lbatch; /* eg_links_unit_t[nfacts] */
 
     size_t wdoc; /* write cursor */
     eg_usage_t usage;
@@ -147,8 +153,9 @@ void eg__retain_write(eg__run_t *r);
 #define EG__RETAIN_SLICE_NS (4 * 1000 * 1000)
 
 /* One slice of the index step, inside the acquire callback: the first resolves the batch's
- * entities (r->ents, facts' entity_ids), then facts are linked from r->lnext on until the budget
- * is spent. Returns true when every fact is linked. */
+ * entities (r->ents, facts' entity_ids); then the bank's vectors are scanned once for every
+ * fact's semantic candidates, and facts are linked from r->lnext on, each until the budget is
+ * spent. Returns true when every fact is linked. */
 bool eg__retain_index_slice(eg__run_t *r, eg_mindex_t *ix);
 
 /* The providers (retain.c), and whether both are the builtin ones (pure functions, so a run

@@ -3,7 +3,9 @@
  * CPython 3's difflib. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engram/arena.h"
 #include "engram/resolve.h"
@@ -161,7 +163,7 @@ Test(resolve, dictionary_grows)
 Test(resolve, score_parts)
 {
     const char *cooc[] = {"Bob", "Paris"};
-    eg_resolve_cand_t c = {"e1", "Alice", NONE, cooc, 2};
+    eg_resolve_cand_t c = {"e1", "Alice", NONE, cooc, 2, 0};
     const char *nearby[] = {"bob", "London", "Alice"};
 
     /* Name only: 0.5 * 1.0 (case does not matter). */
@@ -218,8 +220,8 @@ Test(resolve, batch_reuses_and_creates)
 {
     const char *alice_cooc[] = {"Acme"};
     eg_resolve_cand_t cands[] = {
-        {"e-alice", "Alice Johnson", 5 * US_DAY, alice_cooc, 1},
-        {"e-bob", "Bob", NONE, NULL, 0},
+        {"e-alice", "Alice Johnson", 5 * US_DAY, alice_cooc, 1, 0},
+        {"e-bob", "Bob", NONE, NULL, 0, 1},
     };
     fixture_t f;
     fixture_init(&f, cands, 2);
@@ -242,7 +244,7 @@ Test(resolve, batch_reuses_and_creates)
     eg_resolve_new_t *news;
     size_t nnew;
 
-    eg_resolve_batch(&arena, m, 6, lookup, &f, out, &news, &nnew);
+    eg_resolve_batch(&arena, m, 6, lookup, NULL, &f, out, &news, &nnew);
 
     cr_assert_str_eq(out[0].entity_id, "e-alice");
     cr_assert_float_eq(out[0].score, 0.5 + 0.3 + 0.2 * (6.0 / 7.0), 1e-9);
@@ -268,7 +270,7 @@ Test(resolve, batch_reuses_and_creates)
 
 Test(resolve, batch_exact_only)
 {
-    eg_resolve_cand_t cands[] = {{"e-1", "Project Apollo", 1 * US_DAY, NULL, 0}};
+    eg_resolve_cand_t cands[] = {{"e-1", "Project Apollo", 1 * US_DAY, NULL, 0, 0}};
     fixture_t f;
     fixture_init(&f, cands, 1);
 
@@ -284,7 +286,7 @@ Test(resolve, batch_exact_only)
     eg_resolve_new_t *news;
     size_t nnew;
 
-    eg_resolve_batch(&arena, m, 4, lookup, &f, out, &news, &nnew);
+    eg_resolve_batch(&arena, m, 4, lookup, NULL, &f, out, &news, &nnew);
     cr_assert_null(out[0].entity_id);
     cr_assert_str_eq(out[1].entity_id, "e-1");
     cr_assert_null(out[2].entity_id);
@@ -297,7 +299,7 @@ Test(resolve, batch_exact_only)
     /* With resolution on, the same near miss scores 0.5 * 0.963 + 0.2 = 0.68: reused. */
     fixture_init(&f, cands, 1);
     m[0].resolve = true;
-    eg_resolve_batch(&arena, m, 1, lookup, &f, out, &news, &nnew);
+    eg_resolve_batch(&arena, m, 1, lookup, NULL, &f, out, &news, &nnew);
     cr_assert_str_eq(out[0].entity_id, "e-1");
     cr_assert_eq(nnew, 0);
     eg_resolve_dict_free(f.d);
@@ -332,9 +334,158 @@ Test(resolve, batch_merge_bounded)
     }
     m[100].name = eg_arena_printf(&arena, "%s.", m[10].name);
     m[300] = (eg_resolve_mention_t){eg_arena_printf(&arena, "%s.", m[280].name), 300, NONE, true};
-    eg_resolve_batch(&arena, m, n, NULL, NULL, out, &news, &nnew);
+    eg_resolve_batch(&arena, m, n, NULL, NULL, NULL, out, &news, &nnew);
     cr_assert_eq(nnew, 300);
     cr_assert_eq(out[100].new_index, out[10].new_index);
     cr_assert_eq(news[out[10].new_index].mentions, 2);
     cr_assert_neq(out[300].new_index, out[280].new_index);
+}
+
+/* ---- pruned scoring decides as full scoring ------------------------------------------------ */
+
+static uint64_t prng = 0x853c49e6748fea9bULL;
+
+static size_t pick(size_t n)
+{
+    prng ^= prng << 13;
+    prng ^= prng >> 7;
+    prng ^= prng << 17;
+    return (size_t)(prng % n);
+}
+
+/* A name of two words from few syllables: many close spellings, as in a large bank. */
+static char *syllable_name(void)
+{
+    static const char *syl[] = {"ka", "ro", "mi", "tan", "el", "sor", "vi", "len"};
+    char buf[64];
+    size_t n = 0;
+    for (int w = 0; w < 2; w++) {
+        for (size_t k = 0, m = 2 + pick(2); k < m; k++)
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", syl[pick(8)]);
+        if (w == 0)
+            buf[n++] = ' ';
+    }
+    buf[n] = '\0';
+    buf[0] = (char)(buf[0] - 32); /* capitalised, so lowercasing matters */
+    return eg_arena_strdup(&arena, buf);
+}
+
+/* The overlap callback computed from the candidates' own cooc fields. */
+static size_t overlap_from_fields(void *ctx, const eg_resolve_cand_t *c, const char *const *near,
+                                  size_t nn)
+{
+    size_t hits = 0;
+    (void)ctx;
+    for (size_t j = 0; j < nn; j++)
+        for (size_t k = 0; k < c->ncooc; k++)
+            if (eg_resolve_lower_eq(c->cooc[k], near[j])) {
+                hits++;
+                break;
+            }
+    return hits;
+}
+
+static size_t lookup_counting(void *ctx, eg_arena_t *a, const char *name, eg_resolve_cand_t **out)
+{
+    return lookup(ctx, a, name, out);
+}
+
+/* The reference: every candidate scored with eg_resolve_score, the first best above 0.6, else
+ * the same name case-insensitively, else new. */
+static const char *reference(fixture_t *f, const eg_resolve_mention_t *m, size_t n, size_t i)
+{
+    eg_resolve_cand_t *c;
+    size_t nc = lookup(f, &arena, m[i].name, &c), best = SIZE_MAX;
+    const char **near = eg_arena_alloc(&arena, (n + 1) * sizeof(*near));
+    size_t nn = 0;
+    double best_score = 0.0;
+    char *low = eg_resolve_lower(&arena, m[i].name);
+
+    for (size_t k = 0; k < n; k++)
+        if (k != i && m[k].fact == m[i].fact)
+            near[nn++] = m[k].name;
+    if (!m[i].resolve) {
+        for (size_t k = 0; k < nc; k++)
+            if (strcmp(eg_resolve_lower(&arena, c[k].name), low) == 0)
+                return c[k].id;
+        return NULL;
+    }
+    for (size_t k = 0; k < nc; k++) {
+        double s = eg_resolve_score(m[i].name, near, nn, m[i].event, &c[k]);
+        if (s > best_score) {
+            best_score = s;
+            best = k;
+        }
+    }
+    if (best != SIZE_MAX && best_score > EG_RESOLVE_THRESHOLD)
+        return c[best].id;
+    for (size_t k = 0; k < nc; k++)
+        if (strcmp(eg_resolve_lower(&arena, c[k].name), low) == 0)
+            return c[k].id;
+    return NULL;
+}
+
+Test(resolve, pruned_scoring_decides_as_full_scoring)
+{
+    size_t ncand = 600, nm = 400, reused = 0;
+    eg_resolve_cand_t *cands = eg_arena_calloc(&arena, ncand * sizeof(*cands));
+    eg_resolve_mention_t *m = eg_arena_calloc(&arena, nm * sizeof(*m));
+    eg_resolve_out_t *out = eg_arena_alloc(&arena, nm * sizeof(*out));
+    eg_resolve_out_t *out2 = eg_arena_alloc(&arena, nm * sizeof(*out2));
+    char **pool = eg_arena_alloc(&arena, 40 * sizeof(*pool));
+    eg_resolve_new_t *news;
+    size_t nnew;
+    fixture_t f;
+
+    for (size_t i = 0; i < 40; i++)
+        pool[i] = syllable_name();
+    for (size_t i = 0; i < ncand; i++) {
+        const char **cooc = eg_arena_alloc(&arena, 4 * sizeof(*cooc));
+        size_t nco = pick(4);
+        for (size_t k = 0; k < nco; k++)
+            cooc[k] = pool[pick(40)];
+        /* Canonical names unique case-insensitively, as in a bank. */
+        char *name;
+        bool dup;
+        do {
+            name = syllable_name();
+            dup = false;
+            for (size_t k = 0; k < i && !dup; k++)
+                dup = strcasecmp(cands[k].name, name) == 0;
+        } while (dup);
+        cands[i] = (eg_resolve_cand_t){eg_arena_printf(&arena, "e-%zu", i),
+                                       name,
+                                       pick(3) ? (int64_t)pick(40) * US_DAY : NONE,
+                                       cooc,
+                                       nco,
+                                       (uint32_t)i};
+    }
+    fixture_init(&f, cands, ncand);
+    for (size_t i = 0; i < nm; i++) {
+        /* Existing names (in other cases), near misses and new ones; facts of 1 to 3 names. */
+        const char *name = pick(3) == 0   ? pool[pick(40)]
+                           : pick(2) == 0 ? eg_resolve_lower(&arena, cands[pick(ncand)].name)
+                                          : syllable_name();
+        m[i] = (eg_resolve_mention_t){name, i / 2 - pick(2) * (i % 2),
+                                      pick(4) ? (int64_t)pick(40) * US_DAY : NONE, pick(8) != 0};
+    }
+    eg_resolve_batch(&arena, m, nm, lookup_counting, NULL, &f, out, &news, &nnew);
+    eg_resolve_batch(&arena, m, nm, lookup_counting, overlap_from_fields, &f, out2, &news, &nnew);
+    for (size_t i = 0; i < nm; i++) {
+        const char *want = reference(&f, m, nm, i);
+        if (want == NULL) {
+            cr_assert_null(out[i].entity_id, "mention %zu (%s)", i, m[i].name);
+            cr_assert_null(out2[i].entity_id);
+            continue;
+        }
+        reused++;
+        cr_assert_not_null(out[i].entity_id, "mention %zu (%s) wants %s", i, m[i].name, want);
+        cr_assert_str_eq(out[i].entity_id, want, "mention %zu (%s)", i, m[i].name);
+        cr_assert_str_eq(out2[i].entity_id, want);
+        cr_assert_float_eq(out[i].score, out2[i].score, 1e-15);
+    }
+    /* The set exercises both outcomes. */
+    cr_assert_gt(reused, nm / 10);
+    cr_assert_lt(reused, nm * 9 / 10);
+    eg_resolve_dict_free(f.d);
 }
