@@ -4,9 +4,10 @@
  * Names are numbered by the caller (the bank index's entity numbers, which are dense and reused),
  * so per-name arrays are indexed by that number directly. A search counts, for every name sharing
  * a trigram with the query, how many it shares (one pass over the query's posting lists into a
- * scratch counter per name), then keeps the best max by similarity in a bounded heap: only those
- * few are sorted. Removing a name takes its number out of its trigrams' lists (swap with the
- * last), so the dictionary can live as long as the index and follow its entities. */
+ * scratch counter per name), then finds the similarity at which the best max are complete from a
+ * count per (shared, trigrams) cell, so only the names kept are sorted. Removing a name takes its
+ * number out of its trigrams' lists (swap with the last), so the dictionary can live as long as the
+ * index and follow its entities. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,42 +201,45 @@ static bool better(const eg_resolve_hit_t *p, const eg_resolve_hit_t *q)
     return p->sim > q->sim || (p->sim == q->sim && p->id < q->id);
 }
 
-/* Put x at the root of the heap h[0..n) and sift it down (the root is the worst hit). */
-static void sift_down(eg_resolve_hit_t *h, size_t n, eg_resolve_hit_t x)
+static int cmp_hit(const void *x, const void *y)
 {
-    size_t i = 0;
-
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        const eg_resolve_hit_t *cw = &x;
-        if (l < n && better(cw, &h[l]))
-            w = l, cw = &h[l];
-        if (r < n && better(cw, &h[r]))
-            w = r;
-        if (w == i)
-            break;
-        h[i] = h[w];
-        i = w;
-    }
-    h[i] = x;
+    const eg_resolve_hit_t *p = x, *q = y;
+    return better(p, q) ? -1 : better(q, p) ? 1 : 0;
 }
 
-/* A bounded heap whose root is the worst hit kept. */
-static void heap_offer(eg_resolve_hit_t *h, size_t *n, size_t max, eg_resolve_hit_t x)
+static int cmp_sim_desc(const void *x, const void *y)
 {
-    size_t i;
+    double p = ((const eg_resolve_hit_t *)x)->sim, q = ((const eg_resolve_hit_t *)y)->sim;
+    return p > q ? -1 : p < q;
+}
 
-    if (*n == max) {
-        if (better(&x, &h[0]))
-            sift_down(h, *n, x);
-        return;
+/* Move the k lowest of v[0..n) (distinct) to v[0..k), in any order: quickselect, Lomuto
+ * partition around the middle element. */
+static void select_lowest(uint32_t *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n;
+
+    while (k > lo && k < hi) {
+        size_t mid = lo + (hi - lo) / 2, store = lo;
+        uint32_t t = v[mid], pivot;
+        v[mid] = v[hi - 1];
+        v[hi - 1] = t;
+        pivot = t;
+        for (size_t i = lo; i + 1 < hi; i++) {
+            if (v[i] < pivot) {
+                t = v[i];
+                v[i] = v[store];
+                v[store++] = t;
+            }
+        }
+        v[hi - 1] = v[store];
+        v[store] = pivot;
+        /* v[lo..store) < pivot = v[store] < v[store + 1..hi) */
+        if (k <= store)
+            hi = store;
+        else
+            lo = store + 1;
     }
-    i = (*n)++;
-    while (i > 0 && better(&h[(i - 1) / 2], &x)) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = x;
 }
 
 /* Similarities by (shared, name trigrams) for one query, computed once: a search sees thousands
@@ -272,26 +276,67 @@ size_t eg_resolve_dict_search(eg_resolve_dict_t *d, const char *name, double min
     for (size_t sh = 1; sh <= ns; sh++)
         for (size_t m = 0; m < SIM_TAB_N; m++)
             tab[sh * SIM_TAB_N + m] = m + nt >= sh ? (double)sh / (double)(nt + m - sh) : 0;
-    double floor = min_sim; /* a hit must reach this; the heap's worst once it is full */
+    /* The cut, without a heap: count names per (shared, trigrams) cell, walk the cells from the
+     * highest similarity down to the one that completes max names, then take every name above
+     * that similarity and, among those at it, the lowest numbers. */
+    size_t ncell = (ns + 1) * SIM_TAB_N, nbig = 0, ncut = 0, total = 0;
+    uint32_t *hist = eg_xcalloc(ncell, sizeof(*hist));
+    for (size_t k = 0; k < ntouched; k++) {
+        uint32_t id = touched[k];
+        size_t shared = scratch[id], m = ntri[id];
+        if (shared <= ns && m < SIM_TAB_N)
+            hist[shared * SIM_TAB_N + m]++;
+        else
+            nbig++;
+    }
+    eg_resolve_hit_t *cells = eg_xmalloc((ncell + nbig + 1) * sizeof(*cells));
+    for (size_t c = 0; c < ncell; c++)
+        if (hist[c] && tab[c] >= min_sim && tab[c] > 0)
+            cells[ncut++] = (eg_resolve_hit_t){hist[c], tab[c]}; /* id: the count */
+    for (size_t k = 0; k < ntouched && nbig; k++) {
+        uint32_t id = touched[k];
+        size_t shared = scratch[id], m = ntri[id];
+        if (shared > ns || m >= SIM_TAB_N) {
+            double sim = (double)shared / (double)(nt + m - shared);
+            if (sim >= min_sim)
+                cells[ncut++] = (eg_resolve_hit_t){1, sim};
+        }
+    }
+    qsort(cells, ncut, sizeof(*cells), cmp_sim_desc);
+    double cut = -1.0; /* similarity of the last names taken */
+    size_t above = 0;  /* names strictly above cut */
+    for (size_t c = 0; c < ncut && total < max;) {
+        size_t e = c, n = 0;
+        while (e < ncut && cells[e].sim == cells[c].sim)
+            n += cells[e++].id;
+        above = total;
+        total += n;
+        cut = cells[c].sim;
+        c = e;
+    }
+    free(cells);
+    free(hist);
+    /* Names above the cut go straight out; those at it are gathered (in touched, from the
+     * front) and the lowest numbers fill the rest. */
+    size_t nties = 0;
     for (size_t k = 0; k < ntouched; k++) {
         uint32_t id = touched[k];
         size_t shared = scratch[id], m = ntri[id];
         scratch[id] = 0;
         double sim = shared <= ns && m < SIM_TAB_N ? tab[shared * SIM_TAB_N + m]
                                                    : (double)shared / (double)(nt + m - shared);
-        if (sim < floor)
-            continue;
-        heap_offer(out, &nhits, max, (eg_resolve_hit_t){id, sim});
-        if (nhits == max && out[0].sim > floor)
-            floor = out[0].sim; /* equal sims still compete on the number */
+        if (sim > cut && sim >= min_sim)
+            out[nhits++] = (eg_resolve_hit_t){id, sim};
+        else if (sim == cut)
+            touched[nties++] = id;
     }
     free(tab);
-    /* Heapsort: the worst goes to the end, so the array ends best first. */
-    for (size_t end = nhits; end > 1; end--) {
-        eg_resolve_hit_t worst = out[0];
-        sift_down(out, end - 1, out[end - 1]);
-        out[end - 1] = worst;
-    }
+    size_t need = EG_MIN(max - above, nties);
+    if (need < nties)
+        select_lowest(touched, nties, need);
+    for (size_t k = 0; k < need; k++)
+        out[nhits++] = (eg_resolve_hit_t){touched[k], cut};
+    qsort(out, nhits, sizeof(*out), cmp_hit);
     free(t);
     return nhits;
 }
