@@ -699,3 +699,94 @@ Test(retain, asynchronous_provider)
     cr_assert_eq(r.res.usage.input_tokens, 14);
     cr_assert_eq(snapshot().units, 3);
 }
+
+/* ---- against a stored bank ------------------------------------------------------------------ */
+
+typedef struct {
+    int done;
+    size_t semantic_to_old, units, marta, lisbon;
+    char old_id[40];
+} across_t;
+
+static void on_across(void *udata, int err, eg_mindex_t *ix)
+{
+    across_t *a = udata;
+    uint32_t old;
+
+    cr_assert_eq(err, 0);
+    a->units = eg_mindex_count(ix);
+    cr_assert_eq(eg_mindex_find(ix, a->old_id, &old), 0);
+    for (uint32_t s = 0; s < eg_mindex_slots(ix); s++) {
+        const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
+        for (uint32_t l = 0; u && s != old && l < u->nlinks; l++)
+            a->semantic_to_old += u->links[l].slot == old && u->links[l].type == EG_LINK_SEMANTIC;
+    }
+    for (uint32_t i = 0; i < eg_mindex_entities(ix); i++) {
+        const eg_mindex_entity_t *e = eg_mindex_entity(ix, i);
+        a->marta += e && strncmp(e->name, "Marta", 5) == 0;
+        a->lisbon += e && strcmp(e->name, "Lisbon") == 0;
+    }
+    a->done = 1;
+}
+
+static void on_first_unit(void *udata, int err, eg_mindex_t *ix)
+{
+    across_t *a = udata;
+
+    cr_assert_eq(err, 0);
+    for (uint32_t s = 0; s < eg_mindex_slots(ix); s++)
+        if (eg_mindex_unit(ix, s)) {
+            snprintf(a->old_id, sizeof(a->old_id), "%s", eg_mindex_unit(ix, s)->id);
+            break;
+        }
+    a->done = 1;
+}
+
+/* A later batch links to and resolves against what is stored: the batch scan finds the stored
+ * near-duplicate (semantic link), the time order its time neighbour (temporal link, held by the
+ * new unit), and a misspelt name mentioned with a place the stored entity was seen with is that
+ * entity (co-occurrence through the index). */
+Test(retain, links_and_entities_against_the_stored_bank)
+{
+    int64_t day = INT64_C(1714521600000000); /* 2024-05-01 */
+    eg_retain_item_t first = item("Marta Kowalski signed the lighthouse contract in Lisbon.", NULL);
+    rres_t r;
+
+    first.timestamp = day;
+    cr_assert_eq(retain(&first, 1, false, NULL, &r), 0);
+    cr_assert_eq(r.res.units, 1);
+    across_t a = {0};
+    cr_assert_eq(eg_mindex_acquire(T.ws, T.bank, on_first_unit, &a), 0);
+    wait_for(&a.done);
+
+    eg_retain_item_t later[2] = {
+        item("Marta Kowalski signed the lighthouse contract in Lisbon.", "again"),
+        item("Marta Kowalsky flew home from Lisbon.", "again"),
+    };
+    later[0].timestamp = day + INT64_C(3600) * 1000000;
+    /* Six days on: name and recency alone score 0.5 * 0.93 + 0.03 < 0.6; having been seen with
+     * Lisbon (+0.3) makes it the stored entity. */
+    later[1].timestamp = day + 6 * INT64_C(86400) * 1000000;
+    cr_assert_eq(retain(later, 2, false, NULL, &r), 0);
+    cr_assert_eq(r.res.units, 2);
+    a.done = 0;
+    cr_assert_eq(eg_mindex_acquire(T.ws, T.bank, on_across, &a), 0);
+    wait_for(&a.done);
+    cr_assert_eq(a.units, 3);
+    cr_assert_eq(a.semantic_to_old, 1, "the repeated fact links the stored one");
+    cr_assert_eq(a.marta, 1, "Marta Kowalsky is the stored Marta Kowalski");
+    cr_assert_eq(a.lisbon, 1);
+
+    /* The stored unit keeps no temporal entry; the later units hold theirs to it. */
+    rlinks_t l = {0};
+    const char *ids[1] = {a.old_id};
+    cr_assert_eq(eg_mem_units_get_links(T.ws, T.bank, ids, 1, on_units, &l), 0);
+    wait_for(&l.done);
+    cr_assert_eq(l.ntemporal, 0);
+    cr_assert_eq(l.nsemantic, 1, "the semantic link's reverse side");
+    char *lr = eg_key(&T.a, "b", T.scope, "lr");
+    redisReply *rep = redisCommand(T.sync, "HGET %s %s", lr, a.old_id);
+    cr_assert(rep && rep->type == REDIS_REPLY_STRING);
+    cr_assert_str_eq(rep->str, "1", "the unit an hour later holds a temporal link to it");
+    freeReplyObject(rep);
+}
