@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "engram/arena.h"
 #include "engram/mstore.h"
 
@@ -52,6 +54,8 @@ typedef struct eg_extract_config_s {
     const char *mission;             /* retain_mission: what this bank should retain */
     const char *custom_instructions; /* retain_custom_instructions (mode custom) */
     bool causal_links;               /* retain_extract_causal_links */
+    const char *output_language;     /* llm_output_language (NULL: the input's language) */
+    bool no_free_form_entities;      /* entities_allow_free_form false: no model entities */
 } eg_extract_config_t;
 
 /* One chunk to extract from. */
@@ -85,12 +89,13 @@ typedef struct eg_extract_result_s {
     eg_extract_fact_t *facts; /* in the arena given to the extractor */
     size_t nfacts;
     eg_usage_t usage;
+    const char *error; /* on failure only: a one-line reason safe to show a user, or NULL */
 } eg_extract_result_t;
 
 typedef struct eg_extractor_s eg_extractor_t;
 
-/* Completion of an extraction: status 0 with the result, or a negative EG_E* code (res NULL).
- * Runs exactly once per accepted request. */
+/* Completion of an extraction: status 0 with the result, or a negative EG_E* code with res NULL
+ * or carrying only error (and the usage spent). Runs exactly once per accepted request. */
 typedef void (*eg_extract_cb)(eg_extractor_t *x, int status, const eg_extract_result_t *res,
                               void *udata);
 
@@ -143,6 +148,48 @@ eg_extractor_t *eg_extract_builtin_new(void);
  * fact, the whole chunk, nothing else. The mission and custom instructions are not used (they
  * steer an LLM). */
 void eg_extract_builtin_run(eg_arena_t *a, const eg_extract_input_t *in, eg_extract_result_t *out);
+
+/* ---- the LLM extractor (extract_llm.c) ------------------------------------------------------- */
+
+struct eg_llm_s; /* engram/llm.h */
+
+/* An extractor over a chat model (borrowed: it must outlive the extractor), as Hindsight
+ * extracts: one structured-output call per chunk (the fact schema of the mode, temperature 0.1,
+ * the mode's system prompt with the bank's retain mission, the chunk with its position, the
+ * item's timestamp as "Event Date" so relative dates resolve, its context and entity names).
+ * Mode chunks makes no call (one world fact per chunk, as given); mode verbatim asks the model
+ * for the chunk's metadata only (entities, dates, type) and keeps the chunk's text as the fact.
+ * A failed call completes with EG_EUPSTREAM (EG_EUPTIMEOUT, EG_ECANCELED kept) and res->error
+ * "fact extraction failed: <the provider's reason>". */
+eg_extractor_t *eg_extract_llm_new(struct eg_llm_s *llm);
+
+/* Pieces of the LLM extractor, exposed for tests. */
+
+/* The system prompt for cfg (in a). */
+char *eg_extract_llm_system_prompt(eg_arena_t *a, const eg_extract_config_t *cfg);
+
+/* The user message for one chunk: position, Event Date ("Monday, June 10, 2024 (ISO)" or
+ * "Unknown"), context ("none" when empty), the item's entity names, then the text (in a). */
+char *eg_extract_llm_user_message(eg_arena_t *a, const eg_extract_input_t *in);
+
+/* The JSON Schema (text, in a) of the answer for cfg: {facts: [fact]}, where a fact has what,
+ * when, where, who, why, fact_kind, occurred_start, occurred_end, fact_type (world|assistant),
+ * entities ([string]) and, when causal links are on, causal_relations ([{target_index,
+ * relation_type: caused_by}]); mode verbatim has no what, why or causal_relations. */
+char *eg_extract_llm_schema(eg_arena_t *a, const eg_extract_config_t *cfg);
+
+/* Read a model's answer leniently into *out (in a), as Hindsight does: a fact without a
+ * non-empty what is skipped, "N/A" and empty values are absent, text = what | When: when |
+ * Involving: who | why (the parts present), "assistant" is experience and anything else world,
+ * occurred_start/end only for fact_kind "event" (ISO parsed, else the first date expression of
+ * the value or, failing that, of the fact's text resolved against in->timestamp; an end
+ * defaults to the start), entities (strings or {text}) unique case-insensitively (none when
+ * cfg->no_free_form_entities), caused_by relations to earlier kept facts only, at most
+ * EG_EXTRACT_CAUSES_MAX (none when causal links are off). Mode verbatim: one fact, the chunk's
+ * text, with the first entry's type and dates and every entry's entities. usage is left zero.
+ * Returns 0, or EG_EUPSTREAM when answer is not an object with a facts array. */
+int eg_extract_llm_parse(eg_arena_t *a, const eg_extract_input_t *in, const cJSON *answer,
+                         eg_extract_result_t *out);
 
 /* ---- chunking by structure (extract_chunk.c) ------------------------------------------------- */
 

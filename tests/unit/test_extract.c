@@ -33,7 +33,7 @@ static int64_t iso(const char *s)
     return us;
 }
 
-static eg_extract_config_t cfg_concise = {EG_EXTRACT_CONCISE, NULL, NULL, true};
+static eg_extract_config_t cfg_concise = {EG_EXTRACT_CONCISE, NULL, NULL, true, NULL, false};
 
 static eg_extract_result_t run(const char *text, int64_t ts, const eg_extract_config_t *cfg)
 {
@@ -226,7 +226,7 @@ Test(extract, causal_markers)
     cr_assert_eq(r.facts[2].causes[0], 1);
     cr_assert_eq(r.facts[3].ncauses, 0); /* "So far" is not a consequence */
 
-    eg_extract_config_t off = {EG_EXTRACT_CONCISE, NULL, NULL, false};
+    eg_extract_config_t off = {EG_EXTRACT_CONCISE, NULL, NULL, false, NULL, false};
     r = run(text, iso("2024-06-01"), &off);
     for (size_t i = 0; i < r.nfacts; i++)
         cr_assert_eq(r.facts[i].ncauses, 0);
@@ -235,8 +235,8 @@ Test(extract, causal_markers)
 Test(extract, modes_verbatim_and_chunks)
 {
     const char *text = "Hi! Alice met Bob in Paris on 2022-06-05. Thanks!\n";
-    eg_extract_config_t verbatim = {EG_EXTRACT_VERBATIM, NULL, NULL, true};
-    eg_extract_config_t chunks = {EG_EXTRACT_CHUNKS, NULL, NULL, true};
+    eg_extract_config_t verbatim = {EG_EXTRACT_VERBATIM, NULL, NULL, true, NULL, false};
+    eg_extract_config_t chunks = {EG_EXTRACT_CHUNKS, NULL, NULL, true, NULL, false};
 
     eg_extract_result_t r = run(text, iso("2024-01-01"), &verbatim);
     cr_assert_eq(r.nfacts, 1);
