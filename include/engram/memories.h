@@ -99,11 +99,15 @@ typedef struct eg_memory_patch_s {
     int64_t occurred_start, occurred_end; /* EG_MEM_TIME_NONE clears */
     bool set_type;
     eg_fact_type_t type; /* world or experience */
-    /* Replace the entities by these names: each is the existing entity with the same folded name
-     * (eg_mem_entity_fold), else a new entity; duplicates by folded name count once. */
+    /* Replace the entities by these names, resolved as retain resolves a fact's names
+     * (eg_retain_resolve_mentions): a similar existing entity is reused when it scores above the
+     * threshold; with literal_entities (Hindsight's resolve_entities: false) only a
+     * case-insensitive name match is. Any other name creates a new entity. Duplicates count once;
+     * [] detaches every entity. */
     bool set_entities;
     const char *const *entities;
     size_t nentities;
+    bool literal_entities;
     bool set_state;
     bool invalidated;   /* true: invalidate (hidden from recall and the graph); false: revert */
     const char *reason; /* recorded when invalidating; NULL = none */

@@ -287,6 +287,15 @@ int eg_mem_unit_replace(const char *ws_id, const char *bank_id, const eg_mem_uni
                         const float *vec, size_t dim, int64_t expect_updated_at,
                         eg_mem_count_fn cb, void *udata);
 
+/* eg_mem_unit_replace that may also create entities: news[0..nnew) are entities the unit names
+ * (by their fresh ids in u->entity_ids) that the bank does not have yet; each is created with its
+ * seen_at as first and last seen, unless its folded name exists by the time of the write, in which
+ * case the unit names that existing entity instead (mentions is ignored: the unit counts one). */
+int eg_mem_unit_replace_ents(const char *ws_id, const char *bank_id, const eg_mem_unit_t *u,
+                             const float *vec, size_t dim, int64_t expect_updated_at,
+                             const eg_mem_entity_ref_t *news, size_t nnew, eg_mem_count_fn cb,
+                             void *udata);
+
 /* Delete units (their vectors, links both ways, entity mentions, document membership and the
  * counters); cb gets the number that existed. */
 int eg_mem_units_delete(const char *ws_id, const char *bank_id, const char *const *ids, size_t n,

@@ -35,6 +35,8 @@
 
 #include "engram/embed.h"
 #include "engram/extract.h"
+#include "engram/mindex.h"
+#include "engram/resolve.h"
 
 #define EG_RETAIN_QUEUE           "retain"
 #define EG_RETAIN_OP_KIND         "retain"
@@ -116,6 +118,13 @@ void eg_retain_set_providers(eg_extractor_t *x, eg_embedder_t *e);
 /* A UUID v4-shaped id derived from (a, b, c): hex of SHA-256 with the version and variant bits
  * set. Equal inputs give equal ids in every process. */
 void eg_retain_derived_id(const char *a, const char *b, const char *c, char out[37]);
+
+/* Entity resolution exactly as retain does it (Hindsight's scoring: candidates from the bank's
+ * name dictionary, co-occurrence from the index), for mentions written outside retain, such as a
+ * curated edit's entity names: out[n] and *news as eg_resolve_batch gives them, in a. */
+void eg_retain_resolve_mentions(eg_arena_t *a, eg_mindex_t *ix, const eg_resolve_mention_t *m,
+                                size_t n, eg_resolve_out_t *out, eg_resolve_new_t **news,
+                                size_t *nnew);
 
 /* Split items into sub-batches of at most max_tokens (eg_text_estimate_tokens of the contents),
  * keeping the items of one document_id together: order[0..nitems) gets the item indexes batch

@@ -4,13 +4,15 @@
  * with eg_mem_unit_replace only if its updated_at is still the one read; a concurrent writer
  * makes that EG_ECONFLICT, and the edit starts over from a fresh read (at most
  * EG_MEMORIES_PATCH_TRIES times). A new text is re-embedded with the builtin embedder at the
- * dimension of the bank's vectors; entity names are looked up among the bank's entities by
- * folded name in its index. The edited memory is read back for the answer. */
+ * dimension of the bank's vectors; entity names are resolved as retain resolves them, against the
+ * bank's index, and names that match nothing become new entities in the same write. The edited
+ * memory is read back for the answer. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engram/embed.h"
 #include "engram/error.h"
+#include "engram/retain.h"
 #include "engram/util.h"
 #include "memories_int.h"
 
@@ -20,9 +22,11 @@ typedef struct patch_req_s {
     eg_memory_patch_t p; /* strings copied into the arena */
     eg_memory_patch_fn cb;
     int tries;
-    eg_mem_unit_t *u; /* the record being edited (arena) */
-    int64_t expect;   /* its updated_at as read */
-    float *vec;       /* new embedding, or NULL */
+    eg_mem_unit_t *u;          /* the record being edited (arena) */
+    int64_t expect;            /* its updated_at as read */
+    float *vec;                /* new embedding, or NULL */
+    eg_mem_entity_ref_t *news; /* entities the edit creates */
+    size_t nnews;
     size_t dim;
     char why[320];
 } patch_req_t;
@@ -72,44 +76,72 @@ static void on_patch_written(void *udata, int err, int64_t n)
 
 static void patch_write(patch_req_t *pr)
 {
-    int rc = eg_mem_unit_replace(pr->r.ws_id, pr->r.bank_id, pr->u, pr->vec, pr->dim, pr->expect,
-                                 on_patch_written, pr);
+    int rc = eg_mem_unit_replace_ents(pr->r.ws_id, pr->r.bank_id, pr->u, pr->vec, pr->dim,
+                                      pr->expect, pr->news, pr->nnews, on_patch_written, pr);
 
     if (rc)
         patch_done(pr, rc, NULL);
 }
 
-/* Entity names -> ids of existing entities by folded name (duplicates once). */
-static int resolve_entities(patch_req_t *pr, eg_mindex_t *ix)
+/* Entity names -> entity ids, as retain resolves a fact's names (engram/retain.h): with
+ * resolve_entities a similar existing entity is reused when it scores above the threshold; with
+ * literal names only a case-insensitive match is. Other names become new entities (pr->news),
+ * unless the bank has the same folded name. Duplicates count once. */
+static void resolve_entities(patch_req_t *pr, eg_mindex_t *ix)
 {
     eg_arena_t *a = &pr->r.arena;
-    const char **ids = eg_arena_alloc(a, (pr->p.nentities ? pr->p.nentities : 1) * sizeof(*ids));
-    size_t n = 0;
+    const eg_mem_unit_t *u = pr->u;
+    size_t n = pr->p.nentities, nids = 0, nnew = 0;
+    const char **ids = eg_arena_alloc(a, (n ? n : 1) * sizeof(*ids));
+    eg_resolve_mention_t *m = eg_arena_alloc(a, (n ? n : 1) * sizeof(*m));
+    eg_resolve_out_t *out = eg_arena_alloc(a, (n ? n : 1) * sizeof(*out));
+    int64_t ev = u->occurred_start != EG_MEM_TIME_NONE ? u->occurred_start : u->mentioned_at;
+    size_t nm = 0;
 
-    for (size_t i = 0; i < pr->p.nentities; i++) {
+    for (size_t i = 0; i < n; i++) {
         const char *folded = eg_mem_entity_fold(a, pr->p.entities[i]);
-        const eg_mindex_entity_t *e;
-        uint32_t idx;
-        bool dup = false;
-
         if (folded == NULL || folded[0] == '\0')
             continue; /* a name with no letters or digits names nothing */
-        if (eg_mindex_entity_by_folded(ix, folded, &idx) != 0 ||
-            (e = eg_mindex_entity(ix, idx)) == NULL) {
-            snprintf(pr->why, sizeof(pr->why),
-                     "Entity '%.200s' is not in this bank; a curated edit can only attach "
-                     "entities the bank already has",
-                     pr->p.entities[i]);
-            return EG_EINVAL;
+        m[nm++] = (eg_resolve_mention_t){
+            pr->p.entities[i], 0, ev == EG_MEM_TIME_NONE ? INT64_MIN : ev, !pr->p.literal_entities};
+    }
+    eg_resolve_new_t *news = NULL;
+    size_t nnews = 0;
+    if (nm > 0)
+        eg_retain_resolve_mentions(a, ix, m, nm, out, &news, &nnews);
+    pr->news = eg_arena_alloc(a, (nnews ? nnews : 1) * sizeof(*pr->news));
+    const char **new_ids = eg_arena_alloc(a, (nnews ? nnews : 1) * sizeof(*new_ids));
+    for (size_t j = 0; j < nnews; j++) {
+        uint32_t idx;
+        char *folded = eg_mem_entity_fold(a, news[j].name);
+        if (eg_mindex_entity_by_folded(ix, folded, &idx) == 0) {
+            new_ids[j] = eg_arena_strdup(a, eg_mindex_entity(ix, idx)->id);
+            continue;
         }
-        for (size_t k = 0; k < n && !dup; k++)
-            dup = strcmp(ids[k], e->id) == 0;
-        if (!dup && n < EG_MEM_ENTITIES_MAX)
-            ids[n++] = eg_arena_strdup(a, e->id);
+        char *id = eg_arena_alloc(a, EG_MEM_UUID_LEN + 1);
+        eg_uuid_v4(id);
+        new_ids[j] = id;
+        pr->news[nnew++] = (eg_mem_entity_ref_t){
+            .id = id, .name = news[j].name, .is_new = true, .mentions = 1, .seen_at = ev};
+    }
+    for (size_t k = 0; k < nm; k++) {
+        const char *id = out[k].entity_id ? out[k].entity_id : new_ids[out[k].new_index];
+        bool dup = false;
+        for (size_t q = 0; q < nids && !dup; q++)
+            dup = strcmp(ids[q], id) == 0;
+        if (!dup && nids < EG_MEM_ENTITIES_MAX)
+            ids[nids++] = eg_arena_strdup(a, id);
+    }
+    pr->nnews = 0;
+    for (size_t j = 0; j < nnew; j++) { /* a new entity past the cap is not named: not created */
+        bool named = false;
+        for (size_t q = 0; q < nids && !named; q++)
+            named = ids[q] == pr->news[j].id || strcmp(ids[q], pr->news[j].id) == 0;
+        if (named)
+            pr->news[pr->nnews++] = pr->news[j];
     }
     pr->u->entity_ids = ids;
-    pr->u->nentities = n;
-    return 0;
+    pr->u->nentities = nids;
 }
 
 static void on_patch_index(void *udata, int err, eg_mindex_t *ix)
@@ -120,10 +152,9 @@ static void on_patch_index(void *udata, int err, eg_mindex_t *ix)
         patch_done(pr, err, NULL);
         return;
     }
-    if (pr->p.set_entities && (err = resolve_entities(pr, ix)) != 0) {
-        patch_done(pr, err, NULL);
-        return;
-    }
+    pr->nnews = 0;
+    if (pr->p.set_entities)
+        resolve_entities(pr, ix);
     if (pr->p.text) {
         pr->dim = eg_mindex_dim(ix) ? eg_mindex_dim(ix) : EG_EMBED_DEFAULT_DIM;
         pr->vec = eg_arena_alloc(&pr->r.arena, pr->dim * sizeof(float));

@@ -60,7 +60,10 @@ static eg_script_t s_mem_entities = {
 };
 
 /* ARGV now, unit id, expected updated_at ('' none), record, vector ('' keeps), entity ids
- * (comma-separated), document id ('' none), dim. Returns 1. */
+ * (comma-separated), document id ('' none), dim, then four per new entity: id, folded name,
+ * record, seen ('' none). A new entity whose folded name exists by now is that entity (its id is
+ * replaced in the record and the id list, as a retain write merges). Nothing is written unless
+ * every check passes. Returns 1. */
 static eg_script_t s_mem_unit_replace = {
     .name = "mem_unit_replace",
     .source = EG__MEM_LUA_LIB
@@ -75,12 +78,26 @@ static eg_script_t s_mem_unit_replace = {
     "local od = o.document_id\n"
     "if type(od) ~= 'string' then od = '' end\n"
     "if od ~= ARGV[7] then return redis.error_reply('EG_INVALID document_id changed') end\n"
-    "local new = {}\n"
-    "for eid in string.gmatch(ARGV[6], '[^,]+') do\n"
-    "  if redis.call('HEXISTS', K.e, eid) == 0 then\n"
+    "local urec, ids, make, made = ARGV[4], ARGV[6], {}, {}\n"
+    "for k = 9, #ARGV - 3, 4 do\n"
+    "  local nid, folded = ARGV[k], ARGV[k + 1]\n"
+    "  if redis.call('HEXISTS', K.e, nid) == 0 then\n"
+    "    local other = redis.call('HGET', K.en, folded)\n"
+    "    if other and other ~= nid and redis.call('HEXISTS', K.e, other) == 1 then\n"
+    "      urec = replace_plain(urec, '\"' .. nid .. '\"', '\"' .. other .. '\"')\n"
+    "      ids = replace_plain(ids, nid, other)\n"
+    "    else\n"
+    "      make[#make + 1] = k\n"
+    "      made[nid] = true\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local new, list = {}, {}\n"
+    "for eid in string.gmatch(ids, '[^,]+') do\n"
+    "  if not made[eid] and redis.call('HEXISTS', K.e, eid) == 0 then\n"
     "    return redis.error_reply('EG_INVALID unknown entity ' .. eid)\n"
     "  end\n"
-    "  new[eid] = true\n"
+    "  if not new[eid] then new[eid] = true; list[#list + 1] = eid end\n"
     "end\n"
     "if ARGV[5] ~= '' then\n"
     "  local bd = redis.call('HGET', K.bank, 'embed_dim')\n"
@@ -97,13 +114,22 @@ static eg_script_t s_mem_unit_replace = {
     "    end\n"
     "  end\n"
     "end\n"
-    "for eid in string.gmatch(ARGV[6], '[^,]+') do\n"
+    "for _, k in ipairs(make) do\n"
+    "  if made[ARGV[k]] and new[ARGV[k]] then\n"
+    "    redis.call('HSET', K.e, ARGV[k], ARGV[k + 2])\n"
+    "    redis.call('HSET', K.en, ARGV[k + 1], ARGV[k])\n"
+    "    if ARGV[k + 3] ~= '' then\n"
+    "      redis.call('HSET', K.es, ARGV[k] .. ':f', ARGV[k + 3], ARGV[k] .. ':l', ARGV[k + 3])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for _, eid in ipairs(list) do\n"
     "  if not old[eid] then\n"
     "    redis.call('HINCRBY', K.es, eid .. ':n', 1)\n"
     "    mark(ce, cel, eid)\n"
     "  end\n"
     "end\n"
-    "redis.call('HSET', K.u, id, ARGV[4])\n"
+    "redis.call('HSET', K.u, id, urec)\n"
     "if ARGV[5] ~= '' then redis.call('HSET', K.v, id, ARGV[5]) end\n"
     "mark(cu, cul, id)\n"
     "finish(ARGV[1], '0')\n"
@@ -518,17 +544,32 @@ int eg_mem_unit_replace(const char *ws_id, const char *bank_id, const eg_mem_uni
                         const float *vec, size_t dim, int64_t expect_updated_at, eg_mem_count_fn cb,
                         void *udata)
 {
+    return eg_mem_unit_replace_ents(ws_id, bank_id, u, vec, dim, expect_updated_at, NULL, 0, cb,
+                                    udata);
+}
+
+int eg_mem_unit_replace_ents(const char *ws_id, const char *bank_id, const eg_mem_unit_t *u,
+                             const float *vec, size_t dim, int64_t expect_updated_at,
+                             const eg_mem_entity_ref_t *news, size_t nnew, eg_mem_count_fn cb,
+                             void *udata)
+{
     eg_arena_t a;
-    const char *args[8];
-    size_t lens[8] = {0}, elen = 0;
+    const char **args;
+    size_t *lens, elen = 0, nargs = 8 + 4 * nnew;
     char *ents, *p;
     int rc;
 
     if (u == NULL || cb == NULL || !bank_valid(ws_id, bank_id) || !eg__mem_unit_valid(u) ||
         (vec != NULL && (dim == 0 || dim > 65536)) ||
-        (u->document_id != NULL && !eg__mem_doc_id_valid(u->document_id)))
+        (u->document_id != NULL && !eg__mem_doc_id_valid(u->document_id)) ||
+        (nnew > 0 && news == NULL) || nnew > EG_MEM_ENTITIES_MAX)
         return EG_EINVAL;
+    for (size_t i = 0; i < nnew; i++)
+        if (!eg_uuid_valid(news[i].id) || news[i].name == NULL || news[i].name[0] == '\0')
+            return EG_EINVAL;
     eg_arena_init(&a);
+    args = eg_arena_alloc(&a, nargs * sizeof(*args));
+    lens = eg_arena_calloc(&a, nargs * sizeof(*lens));
     for (size_t i = 0; i < u->nentities; i++)
         elen += strlen(u->entity_ids[i]) + 1;
     ents = p = eg_arena_alloc(&a, elen + 1);
@@ -544,7 +585,16 @@ int eg_mem_unit_replace(const char *ws_id, const char *bank_id, const eg_mem_uni
     args[5] = ents;
     args[6] = u->document_id != NULL ? u->document_id : "";
     args[7] = eg_arena_printf(&a, "%zu", dim);
-    rc = eg__mem_count_eval(&s_mem_unit_replace, ws_id, bank_id, args, lens, 8, cb, udata);
+    for (size_t i = 0; i < nnew; i++) {
+        eg_mem_entity_t e = {news[i].id, news[i].name, 0, EG_MEM_TIME_NONE, EG_MEM_TIME_NONE, NULL};
+        const char *folded = eg_mem_entity_fold(&a, news[i].name);
+
+        args[8 + 4 * i] = news[i].id;
+        args[9 + 4 * i] = folded[0] ? folded : news[i].name;
+        args[10 + 4 * i] = eg__mem_print(&a, eg_mem_entity_json(&e));
+        args[11 + 4 * i] = eg__mem_time_arg(&a, news[i].seen_at);
+    }
+    rc = eg__mem_count_eval(&s_mem_unit_replace, ws_id, bank_id, args, lens, nargs, cb, udata);
     eg_arena_destroy(&a);
     return rc;
 }

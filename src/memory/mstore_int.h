@@ -96,6 +96,18 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "local function mark(set, list, id)\n"                                                         \
     "  if not set[id] then set[id] = true; list[#list + 1] = id end\n"                             \
     "end\n"                                                                                        \
+    "local function replace_plain(s, a, b)\n"                                                     \
+    "  local out, i = {}, 1\n"                                                                     \
+    "  while true do\n"                                                                            \
+    "    local p = string.find(s, a, i, true)\n"                                                   \
+    "    if not p then break end\n"                                                                \
+    "    out[#out + 1] = string.sub(s, i, p - 1)\n"                                                \
+    "    out[#out + 1] = b\n"                                                                      \
+    "    i = p + #a\n"                                                                             \
+    "  end\n"                                                                                      \
+    "  out[#out + 1] = string.sub(s, i)\n"                                                         \
+    "  return table.concat(out)\n"                                                                 \
+    "end\n"                                                                                        \
     "local function strip_links(s, id)\n"                                                          \
     "  local out, p = {}, id .. ' '\n"                                                             \
     "  for ent in string.gmatch(s, '[^;]+;') do\n"                                                 \

@@ -38,6 +38,7 @@ typedef struct eg__rsem_s {
 
 typedef struct {
     eg__run_t *r;
+    eg_arena_t *a; /* where resolution allocates */
     eg_mindex_t *ix;
     uint64_t *excluded; /* slot bitmap */
     size_t nbits;
@@ -223,7 +224,7 @@ static const near_ent_t *near_ent(ictx_t *c, const char *name)
     for (const char *p = name; *p; p++)
         if ((unsigned char)*p >= 0x80)
             return e;
-    char *folded = eg_mem_entity_fold(&c->r->arena, name);
+    char *folded = eg_mem_entity_fold(c->a, name);
     if (!folded[0])
         return e;
     if (eg_mindex_entity_by_folded(c->ix, folded, &idx) != 0) {
@@ -342,6 +343,24 @@ static eg__rent_t *ent_add(eg__run_t *r, const char *id, const char *name, bool 
     return e;
 }
 
+static void resolve_in(ictx_t *c, const eg_resolve_mention_t *m, size_t nm, eg_resolve_out_t *out,
+                       eg_resolve_new_t **news, size_t *nnew)
+{
+    for (c->ncache = 16; c->ncache < 2 * nm + 2;)
+        c->ncache *= 2;
+    c->cache = eg_arena_calloc(c->a, c->ncache * sizeof(*c->cache));
+    eg_resolve_batch(c->a, m, nm, lookup, overlap_cb, c, out, news, nnew);
+}
+
+void eg_retain_resolve_mentions(eg_arena_t *a, eg_mindex_t *ix, const eg_resolve_mention_t *m,
+                                size_t n, eg_resolve_out_t *out, eg_resolve_new_t **news,
+                                size_t *nnew)
+{
+    ictx_t c = {.a = a, .ix = ix};
+
+    resolve_in(&c, m, n, out, news, nnew);
+}
+
 static void resolve_entities(ictx_t *c)
 {
     eg__run_t *r = c->r;
@@ -365,10 +384,7 @@ static void resolve_entities(ictx_t *c)
     }
     eg_resolve_new_t *news;
     size_t nnew;
-    for (c->ncache = 16; c->ncache < 2 * nm + 2;)
-        c->ncache *= 2;
-    c->cache = eg_arena_calloc(&r->arena, c->ncache * sizeof(*c->cache));
-    eg_resolve_batch(&r->arena, m, nm, lookup, overlap_cb, c, out, &news, &nnew);
+    resolve_in(c, m, nm, out, &news, &nnew);
 
     /* Ids of the new entities; a name the bank has under the same folded spelling (a resolution
      * that scored low but is the same name) is that entity. */
@@ -426,7 +442,7 @@ static void resolve_entities(ictx_t *c)
 
 bool eg__retain_index_slice(eg__run_t *r, eg_mindex_t *ix)
 {
-    ictx_t c = {.r = r, .ix = ix};
+    ictx_t c = {.r = r, .a = &r->arena, .ix = ix};
     uint64_t t0 = eg_mono_ns();
 
     build_exclusions(&c);

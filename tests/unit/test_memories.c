@@ -208,6 +208,7 @@ Test(memories, get_one)
 Test(memories, patch_edits_and_curation)
 {
     const char *paris[] = {"  PARIS!! ", "paris"}, *ghost[] = {"Nobody Known"};
+    const char *near[] = {"Nobody Knowns", "paris"};
     one_t o;
     lst_t l;
 
@@ -229,8 +230,22 @@ Test(memories, patch_edits_and_curation)
     cr_assert_eq(o.err, 0, "%s", o.why);
     cr_assert_str_eq(o.names, "Paris", "folded names, duplicates once");
     o = patch(E.C, (eg_memory_patch_t){.set_entities = true, .entities = ghost, .nentities = 1});
-    cr_assert_eq(o.err, EG_EINVAL);
-    cr_assert(strstr(o.why, "Nobody Known") != NULL, "%s", o.why);
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_str_eq(o.names, "Nobody Known", "a name the bank does not have is a new entity");
+    /* A near spelling resolves to that entity as retain would; literal names do not. */
+    o = patch(E.B, (eg_memory_patch_t){.set_entities = true, .entities = near, .nentities = 2});
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_str_eq(o.names, "Nobody Known,Paris");
+    o = patch(
+        E.B, (eg_memory_patch_t){
+                 .set_entities = true, .entities = near, .nentities = 1, .literal_entities = true});
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_str_eq(o.names, "Nobody Knowns");
+    o = patch(E.B, (eg_memory_patch_t){.set_entities = true, .entities = near + 1, .nentities = 1});
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_str_eq(o.names, "paris", "Paris went with its last mention: a new entity");
+    o = patch(E.B, (eg_memory_patch_t){.set_entities = true, .entities = near, .nentities = 1});
+    cr_assert_str_eq(o.names, "Nobody Known", "Nobody Knowns went with its last mention");
 
     o = patch(E.A, (eg_memory_patch_t){.set_state = true, .invalidated = true, .reason = "old"});
     cr_assert_eq(o.err, 0);

@@ -147,6 +147,54 @@ Test(mstore_docs, doc_delete_cascades)
     t_env_stop();
 }
 
+/* A curated edit that names entities the bank lacks creates them in the same write; one whose
+ * folded name the bank has by then (created meanwhile) is that entity instead. */
+Test(mstore_docs, unit_replace_creates_entities)
+{
+    t_two_t f;
+    eg_mem_unit_t u;
+    const char *ents[2];
+    int64_t n = -1;
+    t_count_t c = {0};
+    t_units_t got;
+    eg_mem_entity_ref_t news[2];
+    char berlin[37], paris2[37];
+
+    t_env_start();
+    t_two(&f);
+    snprintf(berlin, sizeof(berlin), "%s", t_uuid());
+    snprintf(paris2, sizeof(paris2), "%s", t_uuid());
+    u = f.u1[0].unit;
+    u.document_id = "doc-1";
+    ents[0] = berlin;
+    ents[1] = paris2;
+    u.entity_ids = ents;
+    u.nentities = 2;
+    u.updated_at = f.u1[0].unit.updated_at + 5;
+    news[0] = (eg_mem_entity_ref_t){
+        .id = berlin, .name = "Berlin", .is_new = true, .mentions = 1, .seen_at = 1700000000000000};
+    news[1] = (eg_mem_entity_ref_t){
+        .id = paris2, .name = "PARIS", .is_new = true, .mentions = 1, .seen_at = EG_MEM_TIME_NONE};
+    cr_assert_eq(
+        t_count_wait(eg_mem_unit_replace_ents(T.ws, T.bank, &u, NULL, 0, f.u1[0].unit.updated_at,
+                                              news, 2, t_count_done, &c),
+                     &c, &n),
+        0);
+    cr_assert_eq(n, 1);
+    t_check();
+    cr_assert_str_eq(t_cmd("HGET %s berlin", t_key("en"))->str, berlin);
+    cr_assert_str_eq(t_cmd("HGET %s %s:n", t_key("es"), berlin)->str, "1");
+    cr_assert_str_eq(t_cmd("HGET %s %s:f", t_key("es"), berlin)->str, "1700000000000000");
+    cr_assert_eq(t_cmd("HEXISTS %s %s", t_key("e"), paris2)->integer, 0, "merged, not created");
+    cr_assert_str_eq(t_cmd("HGET %s %s:n", t_key("es"), f.paris)->str, "2");
+    const char *ids[1] = {f.a};
+    cr_assert_eq(t_units_get_links(ids, 1, &got), 0);
+    cr_assert_eq(got.u[0]->nentities, 2);
+    cr_assert_str_eq(got.u[0]->entity_ids[0], berlin);
+    cr_assert_str_eq(got.u[0]->entity_ids[1], f.paris);
+    t_env_stop();
+}
+
 Test(mstore_docs, unit_replace_checks_updated_at)
 {
     t_two_t f;

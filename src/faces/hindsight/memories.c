@@ -371,7 +371,7 @@ static void h_patch(eg_req_t *req)
         eg__hs_opt_string(body, strs[i], NULL, &v[i], errs);
     p.set_entities = eg__hs_opt_strings(req, body, "entities", &ents, &p.nentities, errs);
     p.entities = ents;
-    eg__hs_opt_bool(body, "resolve_entities", NULL, &resolve, errs); /* folded names either way */
+    eg__hs_opt_bool(body, "resolve_entities", NULL, &resolve, errs);
     if (cJSON_GetArraySize(errs) > 0) {
         eg__hs_send_422(req, errs);
         return;
@@ -387,6 +387,7 @@ static void h_patch(eg_req_t *req)
     }
     p.text = v[0];
     p.context = v[1];
+    p.literal_entities = !resolve;
     if (!patch_date(req, "occurred_start", v[2], &p.set_occurred_start, &p.occurred_start) ||
         !patch_date(req, "occurred_end", v[3], &p.set_occurred_end, &p.occurred_end))
         return;
