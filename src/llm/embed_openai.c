@@ -41,6 +41,7 @@ struct emb_s {
     bool send_dim;
     eg__oai_limits_t lim;
     job_t *jobs;
+    int closing; /* ended jobs whose timer is still closing */
     bool destroying;
 };
 
@@ -65,7 +66,8 @@ static void on_job_closed(uv_handle_t *h)
     emb_t *e = j->e;
 
     free(j);
-    if (e->destroying && e->jobs == NULL)
+    e->closing--;
+    if (e->destroying && e->jobs == NULL && e->closing == 0)
         emb_free(e);
 }
 
@@ -79,6 +81,7 @@ static void job_end(job_t *j, int status)
         e->jobs = j->next;
     if (j->next != NULL)
         j->next->prev = j->prev;
+    e->closing++;
     j->cb(&e->base, status, j->udata);
     uv_close((uv_handle_t *)&j->timer, on_job_closed);
 }
@@ -241,7 +244,7 @@ static void emb_destroy(eg_embedder_t *base)
             uv_timer_start(&j->timer, on_backoff, 0, 0);
         }
     }
-    if (e->jobs == NULL)
+    if (e->jobs == NULL && e->closing == 0)
         emb_free(e);
 }
 

@@ -571,6 +571,7 @@ int eg__oai_sse_feed(eg__oai_sse_t *p, const char *data, size_t len)
 
 int eg__oai_sse_end(eg__oai_sse_t *p)
 {
+    bool cut = p->line.len > 0 || p->data.len > 0; /* an event without its blank line */
     int rc = 0;
 
     if (p->line.len > 0) {
@@ -579,6 +580,12 @@ int eg__oai_sse_end(eg__oai_sse_t *p)
     }
     if (rc == 0)
         rc = sse_dispatch(p);
+    if (rc == EG_EUPSTREAM && cut && !p->done) {
+        snprintf(p->err, sizeof(p->err),
+                 "stream ended early (cut inside an event after %zu content bytes)",
+                 p->res->content.len);
+        return rc;
+    }
     if (rc != 0)
         return rc;
     fill_missing_ids(p->res);
