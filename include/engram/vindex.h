@@ -37,13 +37,16 @@ typedef struct {
     size_t allow_nbits;       /* ... and s < allow_nbits */
     eg_slot_filter_fn filter; /* optional, asked after the bitmap */
     void *udata;
+    /* Screen by sign sketches when the index keeps them and the candidates are many (see
+     * eg_vindex_search); false: always the exact scan. */
+    bool screen;
 } eg_vsearch_t;
 
 /* Search options with no threshold and no filter. */
 #define EG_VSEARCH_INIT(k_)                                                                        \
     {                                                                                              \
         .k = (k_), .min_score = -FLT_MAX, .allow = NULL, .allow_nbits = 0, .filter = NULL,         \
-        .udata = NULL                                                                              \
+        .udata = NULL, .screen = false                                                             \
     }
 
 /* Test bit s of an allowed-slots bitmap of nbits bits. */
@@ -85,7 +88,10 @@ size_t eg_vindex_dim(const eg_vindex_t *vi);
 eg_vindex_mode_t eg_vindex_mode(const eg_vindex_t *vi);
 
 /* Brute-force top-k of query (dim floats) over the live candidate slots: writes up to opts->k hits
- * to out, best first (ties by lower slot), and returns how many. */
+ * to out, best first (ties by lower slot), and returns how many. With opts->screen, an index that
+ * keeps sketches and has many candidates first ranks them by sketch distance to the query and
+ * scores exactly only the closest (a few thousand; docs/recall.md): the scores are exact, but a
+ * slot the screen dropped is missing from the list even if it would have made the top k. */
 size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsearch_t *opts,
                         eg_vhit_t *out);
 
@@ -105,7 +111,9 @@ float eg_vec_dot(const float *a, const float *b, size_t n);
 
 /* Keep a sign sketch of every stored vector from now on (int8 indexes with dim >= 64; otherwise
  * nothing changes): computed now for the stored vectors (about a microsecond each) and by every
- * later add and update. 48 bytes a slot. */
+ * later add and update. 48 bytes a slot. An index turns them on by itself when an add first
+ * uses slot EG_VINDEX_SKETCH_AUTO - 1 (screened searches need them). */
+#define EG_VINDEX_SKETCH_AUTO 4096
 void eg_vindex_sketch_enable(eg_vindex_t *vi);
 bool eg_vindex_sketched(const eg_vindex_t *vi);
 

@@ -346,7 +346,8 @@ int eg_recall_rank(eg_arena_t *a, eg_mindex_t *ix, const eg_recall_req_t *req, i
                            .min_score = isnan(req->min_semantic) ? EG_RECALL_SEMANTIC_MIN
                                                                  : req->min_semantic,
                            .allow = bm[type],
-                           .allow_nbits = nslots};
+                           .allow_nbits = nslots,
+                           .screen = true};
         nsem = eg_vindex_search(eg_mindex_vectors(ix), qv, &vs, buf);
         if (nsem) {
             arm_reserve(a, &arms[EG_RECALL_ARM_SEMANTIC], nsem);

@@ -43,6 +43,42 @@ void eg__vindex_sketch_slot(eg_vindex_t *vi, uint32_t slot);
 void eg__vindex_sketch_resize(eg_vindex_t *vi, size_t ncap);
 size_t eg__vindex_sketch_bytes(size_t cap);
 
+/* The sketch of an int8 vector (EG__SKETCH_WORDS contiguous words), and the Hamming distance
+ * below which a pair at exactly cosine c stays with probability about Phi(z): the binomial mean
+ * plus z standard deviations. */
+void eg__vindex_sketch_of(const int8_t *q, size_t dim, uint64_t *out);
+unsigned eg__vindex_sketch_bound(float c, double z);
+
+/* The screened top-k of eg_vindex_search (vindex_screen.c) for the quantised query q; SIZE_MAX
+ * when it does not apply (no sketches, or too few candidates to be worth screening). */
+size_t eg__vindex_search_screened(const eg_vindex_t *vi, const int8_t *q, float qscale,
+                                  const eg_vsearch_t *o, eg_vhit_t *out);
+
+/* Its tuning, settable by tests and benchmarks (NULL restores the defaults): screen only above
+ * min_cands allowed slots and 4 per candidate; score the closest max(floor_cands, mult * k) by
+ * sketch distance (with every slot at the cut's distance);
+ * then widen to the distance a slot at the k-th score reaches with z = ext_z (0: never) if that
+ * adds at most ext_max slots. portable: no AVX-512. */
+typedef struct {
+    size_t min_cands, floor_cands, mult;
+    double ext_z;
+    size_t ext_max;
+    bool portable;
+} eg__vscreen_params_t;
+#define EG__VSCREEN_DEFAULTS                                                                       \
+    {                                                                                              \
+        .min_cands = 8192, .floor_cands = 4096, .mult = 16, .ext_z = 3.0, .ext_max = 8192          \
+    }
+void eg__vindex_screen_set(const eg__vscreen_params_t *p);
+
+/* What the calling thread's last screened search did: allowed slots, the distance cut, slots
+ * scored exactly, slots added by the widening, or refused for being too many. */
+typedef struct {
+    size_t allowed, scored, extended, ext_refused;
+    unsigned cut;
+} eg__vscreen_stats_t;
+void eg__vindex_screen_last(eg__vscreen_stats_t *out);
+
 /* Tests: make eg_vbatch_scan use its portable screening loop even where AVX-512 is present. */
 void eg__vindex_sketch_portable(bool on);
 

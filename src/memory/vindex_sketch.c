@@ -144,6 +144,16 @@ static void sketch_of(const int8_t *q, size_t dim, int32_t *buf, uint64_t *out)
     }
 }
 
+void eg__vindex_sketch_of(const int8_t *q, size_t dim, uint64_t *out)
+{
+    int32_t sbuf[STACK_PAD];
+    int32_t *buf = pad_of(dim) <= STACK_PAD ? sbuf : eg_xmalloc(pad_of(dim) * sizeof(*buf));
+
+    sketch_of(q, dim, buf, out);
+    if (buf != sbuf)
+        free(buf);
+}
+
 static bool sketchable(const eg_vindex_t *vi)
 {
     return vi->mode == EG_VINDEX_I8 && vi->dim >= MIN_DIM;
@@ -210,8 +220,8 @@ bool eg_vindex_sketched(const eg_vindex_t *vi)
 
 /* ---- batches ------------------------------------------------------------------------------- */
 
-/* Mean plus SCREEN_Z standard deviations of Binomial(bits, acos(c) / pi). */
-static unsigned screen_bound(float min_score)
+/* Mean plus z standard deviations of Binomial(bits, acos(c) / pi). */
+unsigned eg__vindex_sketch_bound(float min_score, double z)
 {
     double c = min_score, p, mean, sd;
 
@@ -222,7 +232,12 @@ static unsigned screen_bound(float min_score)
     p = acos(c) / PI;
     mean = EG_VINDEX_SKETCH_BITS * p;
     sd = sqrt(EG_VINDEX_SKETCH_BITS * p * (1.0 - p));
-    return (unsigned)floor(mean + SCREEN_Z * sd);
+    return (unsigned)floor(mean + z * sd);
+}
+
+static unsigned screen_bound(float min_score)
+{
+    return eg__vindex_sketch_bound(min_score, SCREEN_Z);
 }
 
 eg_vbatch_t *eg_vbatch_new(const eg_vindex_t *vi, const float *queries, size_t nq, float min_score)
