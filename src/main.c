@@ -13,6 +13,7 @@
 #include "engram/events.h"
 #include "engram/faces.h"
 #include "engram/http.h"
+#include "engram/llm.h"
 #include "engram/log.h"
 #include "engram/mindex.h"
 #include "engram/retain.h"
@@ -45,6 +46,7 @@ static void on_webhooks_stopped(void *udata)
     app_t *app = udata;
 
     eg_log_info("webhook deliveries stopped; closing Redis");
+    eg_llm_shutdown(); /* every user of a model or the embedder has stopped by now */
     eg_mindex_shutdown();
     eg_store_shutdown(on_store_closed, app);
 }
@@ -111,6 +113,7 @@ static void on_bootstrap_timer(uv_timer_t *t)
 static int serve(int argc, char **argv, int first)
 {
     static app_t app;
+    static eg_llm_config_t llm_cfg; /* static: reachable on every early exit */
     char err[512];
     int rc;
 
@@ -126,6 +129,10 @@ static int serve(int argc, char **argv, int first)
     }
     if (rc != 0) {
         fprintf(stderr, "engramd: %s (see engramd --help)\n", err);
+        return 2;
+    }
+    if (eg_llm_config_from_env(&llm_cfg, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "engramd: %s\n", err);
         return 2;
     }
     eg_log_set_level(app.cfg.log_level);
@@ -148,6 +155,12 @@ static int serve(int argc, char **argv, int first)
     }
     eg_tenancy_init(app.loop, app.cfg.auth_cache_ttl_ms);
     eg_mindex_init(app.loop, app.cfg.index_memory_bytes);
+    rc = eg_llm_start(app.loop, &llm_cfg);
+    eg_llm_config_free(&llm_cfg);
+    if (rc != 0) {
+        fprintf(stderr, "engramd: the LLM providers could not be set up (see the log)\n");
+        return 2;
+    }
     if (eg_webhooks_start(app.loop) != 0)
         return 2;
     if (eg_retain_start(app.loop) != 0)

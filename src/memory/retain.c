@@ -7,6 +7,7 @@
 
 #include "engram/bank.h"
 #include "engram/error.h"
+#include "engram/llm.h"
 #include "engram/log.h"
 #include "engram/ops.h"
 #include "engram/queue.h"
@@ -46,11 +47,12 @@ eg_extractor_t *eg__retain_extractor(void)
     return s_mod.x;
 }
 
+/* A provider set by eg_retain_set_providers (tests) wins; otherwise the process's embedder
+ * (engram/llm.h: builtin until eg_llm_start, then whatever ENGRAM_EMBEDDINGS_* chose), which
+ * retain borrows and never frees. */
 eg_embedder_t *eg__retain_embedder(void)
 {
-    if (!s_mod.e)
-        s_mod.e = eg_embed_builtin_new(0);
-    return s_mod.e;
+    return s_mod.e != NULL ? s_mod.e : eg_llm_embedder();
 }
 
 void eg_retain_set_providers(eg_extractor_t *x, eg_embedder_t *e)

@@ -572,8 +572,11 @@ static void after_work_cb(uv_work_t *w, int status)
 
 static void start_processing(eg__run_t *r)
 {
-    r->dim = eg__retain_embedder()->dim;
-    if (eg__retain_builtin() && eg__retain_loop()) {
+    eg_embedder_t *e = eg__retain_embedder();
+
+    r->dim = e->dim;
+    /* The worker-thread path embeds with the builtin function itself: only for that embedder. */
+    if (eg__retain_builtin() && strncmp(e->name, "builtin", 7) == 0 && eg__retain_loop()) {
         r->work.data = r;
         if (uv_queue_work(eg__retain_loop(), &r->work, work_cb, after_work_cb) == 0)
             return;
