@@ -110,12 +110,16 @@ typedef struct eg_llm_req_s {
     size_t ntools;
     eg_llm_tool_choice_t tool_choice;
     const char *tool_choice_name; /* EG_LLM_TOOLS_NAMED */
-    /* Structured output: a JSON Schema (text) the answer must satisfy, sent as response_format
-     * {type: json_schema, json_schema: {name, schema, strict}}. When the server refuses
-     * json_schema the provider falls back to JSON mode with the schema in the system prompt;
-     * either way the answer is parsed and validated (a JSON Schema subset: type, properties, required, items, enum,
-     * additionalProperties false), and an invalid
-     * one is sent back once with the validation error for repair. resp->json is then set. */
+    /* Structured output: a JSON Schema (text, an object) the answer must satisfy, sent as
+     * response_format {type: json_schema, json_schema: {name, schema, strict: true}}. When the
+     * server answers 400 about response_format / json_schema, the provider falls back to JSON
+     * mode ({type: json_object}, the schema in the system message) for this call and every later
+     * one. Either way the answer (code fences stripped) is parsed and validated against a JSON
+     * Schema subset (type incl. arrays of types and "null", properties, required, items, enum,
+     * const, anyOf, additionalProperties, minimum/maximum, minItems/maxItems,
+     * minLength/maxLength), and an invalid one is sent back once with the validation error for
+     * repair (that turn is not streamed); still invalid: EG_EINVAL. resp->json is then set —
+     * unless the model answered with tool calls, which are returned unvalidated. */
     const char *schema;
     const char *schema_name; /* default "response" */
     double temperature;      /* < 0 = provider default */
@@ -140,9 +144,11 @@ typedef struct eg_llm_resp_s {
     const char *error; /* on failure, a one-line reason safe to show a user (no keys) */
 } eg_llm_resp_t;
 
-/* Completion: err 0, or EG_EUPSTREAM (5xx/429 after retries, or an unparsable response),
- * EG_ECONNECT / EG_EDNS / EG_ETLS (unreachable), EG_EUPTIMEOUT, EG_EAUTH (401/403), EG_EINVAL
- * (400, or an answer that stayed invalid after the repair), EG_ECANCELED. resp is never NULL;
+/* Completion: err 0, or EG_EUPSTREAM (5xx/429 after retries, an unparsable response, or a
+ * stream that ended without finish_reason or [DONE]),
+ * EG_ECONNECT / EG_EDNS / EG_ETLS (unreachable), EG_EUPTIMEOUT (network errors and timeouts are
+ * retried too), EG_EAUTH (401/403), EG_EINVAL (400 and other 4xx, with the server's message; a
+ * malformed request; an answer that stayed invalid after the repair), EG_ECANCELED. resp is never NULL;
  * resp->error says why. Called exactly once, from the loop. */
 typedef void (*eg_llm_done_fn)(void *udata, int err, const eg_llm_resp_t *resp);
 
@@ -182,8 +188,10 @@ int eg_llm_chat(eg_llm_t *llm, const eg_llm_req_t *req, eg_llm_done_fn done, voi
                 eg_llm_call_t **out);
 void eg_llm_cancel(eg_llm_t *llm, eg_llm_call_t *call);
 
-/* A fixed health probe of op's provider (one tiny chat call): status one of "connected",
- * "not_configured" (builtin), "auth_failed", "unreachable", "timeout"; latency_ms of the probe. */
+/* A fixed health probe of op's provider (one tiny chat call, no retries, at most 30 s): status
+ * one of "connected", "not_configured" (builtin; cb runs before eg_llm_probe returns),
+ * "auth_failed" (401/403), "timeout", "unreachable" (anything else: no connection, 5xx, an
+ * unknown model); latency_ms of the probe. */
 typedef void (*eg_llm_probe_fn)(void *udata, const char *status, uint64_t latency_ms);
 void eg_llm_probe(eg_llm_op_t op, eg_llm_probe_fn cb, void *udata);
 
