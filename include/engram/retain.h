@@ -87,12 +87,15 @@ typedef struct eg_retain_result_s {
     const char *operation_id;
     const char *const *operation_ids;
     size_t noperation_ids;
-    bool replayed; /* async: an earlier request with this operation_id and payload */
+    bool replayed;     /* async: an earlier request with this operation_id and payload */
+    const char *error; /* on failure, when a provider gave one: a one-line reason for users */
 } eg_retain_result_t;
 
 /* err 0 with the result, or: EG_EINVAL (an append to a document without stored text, a bad
  * item), EG_ECONFLICT (operation_id used by another payload; a bank whose vectors have another
- * dimension or model), EG_ECANCELED (shutting down), or a store error. Valid during the call. */
+ * dimension or model), EG_ECANCELED (shutting down), EG_EUPSTREAM / EG_EUPTIMEOUT (the model
+ * failed: res->error says why, nothing was written), or a store error. On failure res is NULL
+ * or carries only error and usage. Valid during the call. */
 typedef void (*eg_retain_fn)(void *udata, int err, const eg_retain_result_t *res);
 
 /* Retain req into ws_id's bank bank_id (created if missing). Returns 0 (cb runs once, later) or
@@ -100,10 +103,11 @@ typedef void (*eg_retain_fn)(void *udata, int err, const eg_retain_result_t *res
 int eg_retain(const char *ws_id, const char *bank_id, const eg_retain_req_t *req, eg_retain_fn cb,
               void *udata);
 
-/* Start the retain module on loop (after eg_store_init and eg_mindex_init): the builtin
- * extractor and embedder, the "retain" queue's worker (ENGRAM_RETAIN_CONCURRENCY jobs at once,
- * taken over from a dead process after ENGRAM_RETAIN_VISIBILITY) and the retry function of
- * "retain" operations (engram/bankops.h). 0 or EG_EINVAL (bad environment). */
+/* Start the retain module on loop (after eg_store_init and eg_mindex_init): the extractor (the
+ * LLM one while eg_llm_for(EG_LLM_OP_RETAIN) has a model, else the builtin one) and embedder,
+ * the "retain" queue's worker (ENGRAM_RETAIN_CONCURRENCY jobs at once, taken over from a dead
+ * process after ENGRAM_RETAIN_VISIBILITY) and the retry function of "retain" operations
+ * (engram/bankops.h). 0 or EG_EINVAL (bad environment). */
 int eg_retain_start(uv_loop_t *loop);
 
 /* Stop taking jobs, let running ones finish (the queue's close timeout), then done(udata). */
@@ -112,6 +116,35 @@ void eg_retain_stop(void (*done)(void *), void *udata);
 /* Replace the providers (NULL keeps the current one); the module owns them from then on. For the
  * LLM-backed providers of a later issue, and tests. */
 void eg_retain_set_providers(eg_extractor_t *x, eg_embedder_t *e);
+
+/* A dry run of extraction: what retain would extract from one text, storing nothing. */
+typedef struct eg_retain_dry_req_s {
+    const char *content; /* UTF-8, NUL-terminated */
+    const char *context; /* NULL or "" when none */
+    /* µs, EG_RETAIN_TIME_NOW, or EG_MEM_TIME_NONE (only absolute dates count) */
+    int64_t timestamp;
+    /* Overrides of the bank's configuration: NULL, -1 or 0 keep the bank's. */
+    const char *mission;             /* retain_mission */
+    const char *mode;                /* retain_extraction_mode (must parse) */
+    const char *custom_instructions; /* retain_custom_instructions */
+    const char *output_language;     /* llm_output_language */
+    int causal_links;                /* retain_extract_causal_links: 0 or 1, -1 = the bank's */
+    int free_form_entities;          /* entities_allow_free_form: 0 or 1, -1 = the bank's */
+    size_t chunk_size;               /* retain_chunk_size in code points, 0 = the bank's */
+} eg_retain_dry_req_t;
+
+/* err 0 with the facts of every chunk in order (dates as extracted, without retain's per-fact
+ * offset) and the model usage; or an error, with res carrying only error (a reason for users)
+ * when the extractor gave one, else NULL. Valid during the call. */
+typedef void (*eg_retain_dry_fn)(void *udata, int err, const eg_extract_result_t *res);
+
+/* Chunk req->content as retain would (the bank's chunk sizes), run the module's extractor on
+ * every chunk with the bank's configuration under req's overrides, and answer with the facts.
+ * Nothing is written and a missing bank is not created (its defaults apply). Returns 0 (cb runs
+ * once, maybe before this returns) or EG_EINVAL (no content, an invalid bank id or mode) /
+ * EG_EUNAVAIL (not started). */
+int eg_retain_dry_run(const char *ws_id, const char *bank_id, const eg_retain_dry_req_t *req,
+                      eg_retain_dry_fn cb, void *udata);
 
 /* ---- pieces, exposed for tests -------------------------------------------------------------- */
 

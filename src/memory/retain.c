@@ -21,7 +21,13 @@ static struct {
     eg_extractor_t *x;
     eg_embedder_t *e;
     bool custom_x, custom_e; /* set by eg_retain_set_providers */
+    eg_llm_t *x_llm;         /* the model s_mod.x extracts with (NULL: the builtin extractor) */
 } s_mod;
+
+bool eg__retain_started(void)
+{
+    return s_mod.started;
+}
 
 uv_loop_t *eg__retain_loop(void)
 {
@@ -30,7 +36,8 @@ uv_loop_t *eg__retain_loop(void)
 
 bool eg__retain_builtin(void)
 {
-    return !s_mod.custom_x && !s_mod.custom_e;
+    eg__retain_extractor();
+    return !s_mod.custom_x && !s_mod.x_llm && !s_mod.custom_e;
 }
 
 int64_t eg__retain_now_us(void)
@@ -40,10 +47,19 @@ int64_t eg__retain_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The LLM extractor while the retain operation has a chat model (eg_llm_for), else the builtin
+ * one. Checked on every use, so the choice follows eg_llm_start / eg_llm_shutdown whichever order
+ * they run in relative to eg_retain_start. */
 eg_extractor_t *eg__retain_extractor(void)
 {
-    if (!s_mod.x)
-        s_mod.x = eg_extract_builtin_new();
+    if (!s_mod.custom_x) {
+        eg_llm_t *llm = eg_llm_for(EG_LLM_OP_RETAIN);
+        if (!s_mod.x || llm != s_mod.x_llm) {
+            eg_extract_destroy(s_mod.x);
+            s_mod.x = llm ? eg_extract_llm_new(llm) : eg_extract_builtin_new();
+            s_mod.x_llm = llm;
+        }
+    }
     return s_mod.x;
 }
 
@@ -60,6 +76,7 @@ void eg_retain_set_providers(eg_extractor_t *x, eg_embedder_t *e)
     if (x) {
         eg_extract_destroy(s_mod.x);
         s_mod.x = x;
+        s_mod.x_llm = NULL;
         s_mod.custom_x = true;
     }
     if (e) {
@@ -102,6 +119,7 @@ static void on_worker_stopped(void *udata)
     eg_embed_destroy(s_mod.e);
     s_mod.x = NULL;
     s_mod.e = NULL;
+    s_mod.x_llm = NULL;
     s_mod.custom_x = s_mod.custom_e = false;
     if (done)
         done(ud);
@@ -162,12 +180,15 @@ static void on_sync_done(eg__run_t *r, int err, void *udata)
 
     memset(&res, 0, sizeof(res));
     res.items_count = s->nitems;
-    if (err == 0) {
+    if (r)
         res.usage = r->usage;
+    if (err == 0) {
         res.units = r->units_written;
         res.documents = r->ndocs;
+    } else {
+        res.error = r ? r->errmsg : NULL;
     }
-    s->cb(s->udata, err, err == 0 ? &res : NULL);
+    s->cb(s->udata, err, err == 0 || res.error ? &res : NULL);
     free(s);
 }
 

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "engram/arena.h"
+#include "engram/bank.h"
 #include "engram/extract.h"
 #include "engram/mindex.h"
 #include "engram/mstore.h"
@@ -126,6 +127,7 @@ struct eg__run_s {
     eg_usage_t usage;
     size_t units_written;
     int err;
+    const char *errmsg; /* why the run failed, when a provider said (in the arena), or NULL */
 };
 
 /* Start a run over items (copied) of ws/bank: gindex[i] is items[i]'s index in the request (NULL:
@@ -135,6 +137,12 @@ int eg__retain_run(const char *ws, const char *bank, const eg_retain_item_t *ite
                    const size_t *gindex, size_t nitems, const char *const *document_tags,
                    size_t ndocument_tags, const char *op_id, int64_t now_us, eg__run_fn done,
                    void *udata);
+
+/* The extraction settings of a bank's resolved configuration (bank NULL: the defaults): mode,
+ * retain_mission, custom instructions, causal links, output language, free-form entities, and
+ * the chunk sizes in code points (structured 0 = the chunk size). Strings in a. */
+void eg__retain_read_config(eg_arena_t *a, const eg_bank_t *bank, eg_extract_config_t *x,
+                            size_t *chunk_cp, size_t *structured_cp);
 
 /* Free a run (after its done callback). */
 void eg__retain_run_free(eg__run_t *r);
@@ -163,6 +171,9 @@ bool eg__retain_index_slice(eg__run_t *r, eg_mindex_t *ix);
 eg_extractor_t *eg__retain_extractor(void);
 eg_embedder_t *eg__retain_embedder(void);
 bool eg__retain_builtin(void);
+
+/* True between eg_retain_start and the end of eg_retain_stop. */
+bool eg__retain_started(void);
 
 /* The loop eg_retain_start was given. */
 uv_loop_t *eg__retain_loop(void);

@@ -138,31 +138,43 @@ static void group_documents(eg__run_t *r)
 
 /* ---- bank ----------------------------------------------------------------------------------- */
 
-static void read_config(eg__run_t *r, const eg_bank_t *bank)
+void eg__retain_read_config(eg_arena_t *a, const eg_bank_t *bank, eg_extract_config_t *x,
+                            size_t *chunk_cp, size_t *structured_cp)
 {
     cJSON *cfg = eg_bank_config_resolved(bank);
     const cJSON *v;
 
-    r->chunk_cp = EG_TEXT_CHUNK_DEFAULT;
-    r->structured_cp = 0;
-    r->xcfg.mode = EG_EXTRACT_CONCISE;
-    r->xcfg.causal_links = true;
+    memset(x, 0, sizeof(*x));
+    *chunk_cp = EG_TEXT_CHUNK_DEFAULT;
+    *structured_cp = 0;
+    x->mode = EG_EXTRACT_CONCISE;
+    x->causal_links = true;
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "retain_chunk_size")) && cJSON_IsNumber(v) &&
         v->valuedouble >= 1)
-        r->chunk_cp = (size_t)v->valuedouble;
+        *chunk_cp = (size_t)v->valuedouble;
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "retain_structured_chunk_size")) &&
         cJSON_IsNumber(v) && v->valuedouble >= 1)
-        r->structured_cp = (size_t)v->valuedouble;
+        *structured_cp = (size_t)v->valuedouble;
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "retain_extraction_mode")) && cJSON_IsString(v))
-        eg_extract_mode_parse(v->valuestring, &r->xcfg.mode);
+        eg_extract_mode_parse(v->valuestring, &x->mode);
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "retain_mission")) && cJSON_IsString(v))
-        r->xcfg.mission = eg_arena_strdup(&r->arena, v->valuestring);
+        x->mission = eg_arena_strdup(a, v->valuestring);
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "retain_custom_instructions")) &&
         cJSON_IsString(v))
-        r->xcfg.custom_instructions = eg_arena_strdup(&r->arena, v->valuestring);
+        x->custom_instructions = eg_arena_strdup(a, v->valuestring);
     if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "retain_extract_causal_links")))
-        r->xcfg.causal_links = !cJSON_IsFalse(v);
+        x->causal_links = !cJSON_IsFalse(v);
+    if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "llm_output_language")) && cJSON_IsString(v) &&
+        v->valuestring[0])
+        x->output_language = eg_arena_strdup(a, v->valuestring);
+    if ((v = cJSON_GetObjectItemCaseSensitive(cfg, "entities_allow_free_form")))
+        x->no_free_form_entities = cJSON_IsFalse(v);
     cJSON_Delete(cfg);
+}
+
+static void read_config(eg__run_t *r, const eg_bank_t *bank)
+{
+    eg__retain_read_config(&r->arena, bank, &r->xcfg, &r->chunk_cp, &r->structured_cp);
 }
 
 static void start_docs(eg__run_t *r);
@@ -373,7 +385,12 @@ static void on_extracted(eg_extractor_t *x, int status, const eg_extract_result_
     (void)x;
     r->called_back = true;
     if (status != 0) {
+        /* Nothing of the batch is written: extraction precedes every store write. */
         r->cb_err = status;
+        if (res && res->error)
+            r->errmsg = eg_arena_strdup(&r->arena, res->error);
+        if (res)
+            eg_usage_add(&r->usage, &res->usage);
     } else {
         consume(r, res);
         r->xchunk++;

@@ -35,6 +35,7 @@ typedef struct {
     const char *const *dtags;
     size_t ndtags;
     int err;
+    const char *errmsg; /* the operation's error_message: the run's reason, else the code's */
 } wjob_t;
 
 static void wjob_free(wjob_t *w)
@@ -117,7 +118,7 @@ static void on_final(void *udata, int err, const eg_op_t *op)
         return;
     }
     cJSON *data = cJSON_CreateObject();
-    cJSON_AddStringToObject(data, "error_message", eg_strerror(w->err));
+    cJSON_AddStringToObject(data, "error_message", w->errmsg);
     if (eg_bank_event_emit(w->ws, w->bank, "retain.completed", w->op, "failed", data,
                            on_failed_event, w) != 0)
         check_parent(w);
@@ -138,10 +139,11 @@ static void on_run_done(eg__run_t *r, int err, void *udata)
         return;
     }
     w->err = err;
+    w->errmsg = r && r->errmsg ? eg_arena_strdup(&w->arena, r->errmsg) : eg_strerror(err);
     if (err != 0)
-        eg_log_warn("retain: operation %s failed: %s", w->op, eg_strerror(err));
+        eg_log_warn("retain: operation %s failed: %s", w->op, w->errmsg);
     if (eg_op_update("b", w->scope, w->op, err ? EG_OP_FAILED : EG_OP_COMPLETED, -1,
-                     err ? eg_strerror(err) : NULL, on_final, w) != 0) {
+                     err ? w->errmsg : NULL, on_final, w) != 0) {
         eg_job_retry(w->job, 0, "operation record unavailable");
         wjob_free(w);
     }

@@ -236,10 +236,33 @@ static void parse_item(eg_req_t *req, const cJSON *j, int i, eg_retain_item_t *i
     }
 }
 
+/* TokenUsage. */
+static void add_usage(cJSON *j, const eg_usage_t *us)
+{
+    cJSON *u = cJSON_AddObjectToObject(j, "usage");
+    int64_t total = us->total_tokens ? us->total_tokens : us->input_tokens + us->output_tokens;
+
+    cJSON_AddNumberToObject(u, "input_tokens", (double)us->input_tokens);
+    cJSON_AddNumberToObject(u, "output_tokens", (double)us->output_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)total);
+    cJSON_AddNumberToObject(u, "cached_tokens", (double)us->cached_tokens);
+    cJSON_AddNumberToObject(u, "thoughts_tokens", (double)us->thoughts_tokens);
+}
+
+/* A failed model call: Hindsight answers 500 {"detail": "<why>"} (its handlers turn an
+ * extraction exception into an HTTPException 500). */
+static void send_model_error(eg_req_t *req, const char *why)
+{
+    cJSON *j = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(j, "detail", why);
+    eg__hs_send(req, 500, j);
+}
+
 static void on_retained(void *udata, int err, const eg_retain_result_t *res)
 {
     eg_req_t *req = udata;
-    cJSON *j, *u;
+    cJSON *j;
 
     if (err == EG_ECONFLICT) {
         eg_res_error(req, err, "%s",
@@ -255,6 +278,10 @@ static void on_retained(void *udata, int err, const eg_retain_result_t *res)
     }
     if (err == EG_ECANCELED) {
         eg_res_error(req, EG_EUNAVAIL, "%s", "the server is shutting down; retry");
+        return;
+    }
+    if (err && res && res->error) {
+        send_model_error(req, res->error);
         return;
     }
     if (err) {
@@ -273,13 +300,7 @@ static void on_retained(void *udata, int err, const eg_retain_result_t *res)
         for (size_t i = 0; i < res->noperation_ids; i++)
             cJSON_AddItemToArray(ids, cJSON_CreateString(res->operation_ids[i]));
     } else {
-        u = cJSON_AddObjectToObject(j, "usage");
-        cJSON_AddNumberToObject(u, "input_tokens", (double)res->usage.input_tokens);
-        cJSON_AddNumberToObject(u, "output_tokens", (double)res->usage.output_tokens);
-        cJSON_AddNumberToObject(u, "total_tokens",
-                                (double)(res->usage.input_tokens + res->usage.output_tokens));
-        cJSON_AddNumberToObject(u, "cached_tokens", 0);
-        cJSON_AddNumberToObject(u, "thoughts_tokens", 0);
+        add_usage(j, &res->usage);
     }
     eg__hs_send(req, 200, j);
 }
@@ -348,7 +369,118 @@ static void h_retain(eg_req_t *req)
         eg__hs_fail(req, rc, "retain failed");
 }
 
+/* ---- POST B/memories/dry-run-extract ------------------------------------------------------- */
+
+static void on_dry_run(void *udata, int err, const eg_extract_result_t *res)
+{
+    eg_req_t *req = udata;
+    cJSON *j, *facts;
+
+    if (err && res && res->error) {
+        send_model_error(req, res->error);
+        return;
+    }
+    if (err) {
+        eg__hs_fail(req, err, "dry-run extraction failed");
+        return;
+    }
+    j = cJSON_CreateObject();
+    facts = cJSON_AddArrayToObject(j, "facts");
+    for (size_t i = 0; i < res->nfacts; i++) {
+        const eg_extract_fact_t *f = &res->facts[i];
+        cJSON *o = cJSON_CreateObject(), *ents;
+
+        cJSON_AddStringToObject(o, "text", f->text);
+        cJSON_AddStringToObject(o, "fact_type", eg_fact_type_name(f->type));
+        eg__hs_add_time_us(o, "occurred_start", f->occurred_start);
+        eg__hs_add_time_us(o, "occurred_end", f->occurred_end);
+        ents = cJSON_AddArrayToObject(o, "entities");
+        for (size_t k = 0; k < f->nentities; k++)
+            cJSON_AddItemToArray(ents, cJSON_CreateString(f->entities[k]));
+        cJSON_AddItemToArray(facts, o);
+    }
+    add_usage(j, &res->usage);
+    eg__hs_send(req, 200, j);
+}
+
+static bool blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r' && *s != '\f' && *s != '\v')
+            return false;
+    return true;
+}
+
+/* DryRunExtractRequest: body fields override the bank's config for this call (null or absent
+ * keep the bank's). entity_labels is accepted and not used (labels are not extracted). */
+static void h_dry_run(eg_req_t *req)
+{
+    const char *bank = eg__hs_bank_id(req);
+    eg_retain_dry_req_t d = {
+        .timestamp = EG_RETAIN_TIME_NOW, .causal_links = -1, .free_form_entities = -1};
+    cJSON *body, *errs;
+    const cJSON *v;
+    bool b;
+    int64_t n;
+
+    if (bank == NULL || (body = eg__hs_body(req, true)) == NULL)
+        return;
+    errs = cJSON_CreateArray();
+    v = cJSON_GetObjectItemCaseSensitive(body, "content");
+    if (v == NULL)
+        eg__hs_verr_missing(errs, "content", NULL, body);
+    else if (!cJSON_IsString(v))
+        eg__hs_verr_type(errs, "content", NULL, "string", v);
+    else if (blank(v->valuestring))
+        eg__hs_verr(errs, "body", "content", NULL, "value_error",
+                    "Value error, content must not be empty", v, NULL);
+    else
+        d.content = v->valuestring;
+    eg__hs_opt_string(body, "context", NULL, &d.context, errs);
+    v = cJSON_GetObjectItemCaseSensitive(body, "timestamp");
+    if (v != NULL && !cJSON_IsNull(v)) {
+        if (!cJSON_IsString(v) ||
+            eg_text_parse_iso(v->valuestring, strlen(v->valuestring), &d.timestamp) != 0)
+            eg__hs_verr(errs, "body", "timestamp", NULL, "datetime_from_date_parsing",
+                        "Input should be a valid datetime or date", v, NULL);
+    }
+    eg__hs_opt_string(body, "retain_mission", NULL, &d.mission, errs);
+    if (eg__hs_opt_string(body, "retain_extraction_mode", NULL, &d.mode, errs)) {
+        eg_extract_mode_t mode;
+        if (eg_extract_mode_parse(d.mode, &mode) != 0) {
+            static const char *const modes[] = {"concise",  "verbose", "custom",
+                                                "verbatim", "chunks",  NULL};
+            eg__hs_verr_literal(errs, "body", "retain_extraction_mode", NULL, modes,
+                                cJSON_GetObjectItemCaseSensitive(body, "retain_extraction_mode"));
+        }
+    }
+    eg__hs_opt_string(body, "retain_custom_instructions", NULL, &d.custom_instructions, errs);
+    eg__hs_opt_string(body, "llm_output_language", NULL, &d.output_language, errs);
+    if (eg__hs_opt_bool(body, "retain_extract_causal_links", NULL, &b, errs))
+        d.causal_links = b;
+    if (eg__hs_opt_bool(body, "entities_allow_free_form", NULL, &b, errs))
+        d.free_form_entities = b;
+    if (eg__hs_opt_int(body, "retain_chunk_size", NULL, 1, 1000000, &n, errs))
+        d.chunk_size = (size_t)n;
+    v = cJSON_GetObjectItemCaseSensitive(body, "entity_labels");
+    if (v != NULL && !cJSON_IsNull(v) && !cJSON_IsArray(v))
+        eg__hs_verr(errs, "body", "entity_labels", NULL, "list_type",
+                    "Input should be a valid list", v, NULL);
+    if (cJSON_GetArraySize(errs) > 0) {
+        eg__hs_send_422(req, errs);
+        return;
+    }
+    cJSON_Delete(errs);
+    int rc = eg_retain_dry_run(req->auth.workspace_id, bank, &d, on_dry_run, req);
+    if (rc)
+        eg__hs_fail(req, rc, "dry-run extraction failed");
+}
+
 int eg__hs_retain_mount(eg_router_t *r)
 {
-    return eg_router_add(r, &eg__hs_face, "POST", B "/memories", h_retain, EG_ROUTE_AUTH);
+    int rc = eg_router_add(r, &eg__hs_face, "POST", B "/memories", h_retain, EG_ROUTE_AUTH);
+    if (rc == 0)
+        rc = eg_router_add(r, &eg__hs_face, "POST", B "/memories/dry-run-extract", h_dry_run,
+                           EG_ROUTE_AUTH);
+    return rc;
 }
