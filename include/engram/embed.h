@@ -7,6 +7,7 @@
 #ifndef ENGRAM_EMBED_H
 #define ENGRAM_EMBED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,9 @@ void eg_embed_destroy(eg_embedder_t *e);
  * Its embed() completes synchronously: cb runs before embed() returns, always with status 0.
  * Callers written against the interface must still cope with either order. */
 eg_embedder_t *eg_embed_builtin_new(size_t dim);
+
+/* Whether e is a builtin embedder (whose vectors eg_embed_builtin_vec reproduces at its dim). */
+bool eg_embed_is_builtin(const eg_embedder_t *e);
 
 /* The builtin embedding of one text of len bytes into out[dim], without the vtable or a callback
  * (the recall path embeds its query inline). Text with no words yields the zero vector. */

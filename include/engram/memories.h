@@ -93,7 +93,7 @@ int eg_memories_get(const char *ws_id, const char *bank_id, const char *unit_id,
 
 /* A curated edit; NULL / false leave a field as it is. */
 typedef struct eg_memory_patch_s {
-    const char *text;    /* new text (re-embedded with the builtin embedder); not "" */
+    const char *text;    /* new text (re-embedded, eg_llm_embedder); not "" */
     const char *context; /* "" clears */
     bool set_occurred_start, set_occurred_end;
     int64_t occurred_start, occurred_end; /* EG_MEM_TIME_NONE clears */

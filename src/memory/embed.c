@@ -252,6 +252,11 @@ static void builtin_destroy(eg_embedder_t *e)
     free(e);
 }
 
+bool eg_embed_is_builtin(const eg_embedder_t *e)
+{
+    return e != NULL && e->embed == builtin_embed;
+}
+
 eg_embedder_t *eg_embed_builtin_new(size_t dim)
 {
     eg_embedder_t *e = eg_xcalloc(1, sizeof(*e));

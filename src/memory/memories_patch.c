@@ -3,15 +3,16 @@
  * A read-modify-write with compare-and-set: read the record, apply the edit, and write it back
  * with eg_mem_unit_replace only if its updated_at is still the one read; a concurrent writer
  * makes that EG_ECONFLICT, and the edit starts over from a fresh read (at most
- * EG_MEMORIES_PATCH_TRIES times). A new text is re-embedded with the builtin embedder at the
- * dimension of the bank's vectors; entity names are resolved as retain resolves them, against the
- * bank's index, and names that match nothing become new entities in the same write. The edited
- * memory is read back for the answer. */
+ * EG_MEMORIES_PATCH_TRIES times). A new text is re-embedded with the process's embedder
+ * (engram/llm.h; the builtin one at the dimension of the bank's vectors); entity names are resolved
+ * as retain resolves them, against the bank's index, and names that match nothing become new
+ * entities in the same write. The edited memory is read back for the answer. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engram/embed.h"
 #include "engram/error.h"
+#include "engram/llm.h"
 #include "engram/retain.h"
 #include "engram/util.h"
 #include "memories_int.h"
@@ -25,6 +26,7 @@ typedef struct patch_req_s {
     eg_mem_unit_t *u;          /* the record being edited (arena) */
     int64_t expect;            /* its updated_at as read */
     float *vec;                /* new embedding, or NULL */
+    const char *texts[1];      /* the new text, for a model embedder */
     eg_mem_entity_ref_t *news; /* entities the edit creates */
     size_t nnews;
     size_t dim;
@@ -144,6 +146,19 @@ static void resolve_entities(patch_req_t *pr, eg_mindex_t *ix)
     pr->u->nentities = nids;
 }
 
+/* The new text's vector from the configured embedder (a model): then the write. */
+static void on_patch_vec(eg_embedder_t *e, int status, void *udata)
+{
+    patch_req_t *pr = udata;
+
+    (void)e;
+    if (status != 0) {
+        patch_done(pr, status, NULL);
+        return;
+    }
+    patch_write(pr);
+}
+
 static void on_patch_index(void *udata, int err, eg_mindex_t *ix)
 {
     patch_req_t *pr = udata;
@@ -156,7 +171,17 @@ static void on_patch_index(void *udata, int err, eg_mindex_t *ix)
     if (pr->p.set_entities)
         resolve_entities(pr, ix);
     if (pr->p.text) {
-        pr->dim = eg_mindex_dim(ix) ? eg_mindex_dim(ix) : EG_EMBED_DEFAULT_DIM;
+        eg_embedder_t *e = eg_llm_embedder();
+
+        if (!eg_embed_is_builtin(e)) {
+            pr->dim = e->dim;
+            pr->vec = eg_arena_alloc(&pr->r.arena, pr->dim * sizeof(float));
+            pr->texts[0] = pr->u->text;
+            if ((err = eg_embed_run(e, pr->texts, 1, pr->vec, on_patch_vec, pr)) != 0)
+                patch_done(pr, err, NULL);
+            return;
+        }
+        pr->dim = eg_mindex_dim(ix) ? eg_mindex_dim(ix) : e->dim;
         pr->vec = eg_arena_alloc(&pr->r.arena, pr->dim * sizeof(float));
         eg_embed_builtin_vec(pr->u->text, strlen(pr->u->text), pr->vec, pr->dim);
     }

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/embed.h"
 #include "engram/error.h"
+#include "engram/llm.h"
 #include "engram/log.h"
 #include "engram/recall.h"
 #include "engram/store.h"
@@ -58,6 +60,7 @@ typedef struct recall_op_s {
     size_t ntrace;
 
     int pending, err;
+    const char *qtext[1]; /* the query, for an embedder that is not builtin */
 } recall_op_t;
 
 static const char *const *strv_copy(eg_arena_t *a, const char *const *v, size_t n)
@@ -369,6 +372,13 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
         finish(op, err);
         return;
     }
+    if (op->req.query_vec && eg_mindex_dim(ix) && eg_mindex_dim(ix) != op->req.query_dim) {
+        eg_log_warn(
+            "recall: bank %s holds %zu-dim vectors, the query's has %zu (embedder changed?)",
+            op->bank, eg_mindex_dim(ix), op->req.query_dim);
+        finish(op, EG_ECONFLICT);
+        return;
+    }
     if ((rc = eg_recall_rank(a, ix, &op->req, eg_now_ms() * 1000, &r)) != 0) {
         finish(op, rc);
         return;
@@ -424,6 +434,22 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
     fetch_step(op);
 }
 
+/* The query's vector from the configured embedder (in op->req.query_vec); then the ranking. */
+static void on_query_vec(eg_embedder_t *e, int status, void *udata)
+{
+    recall_op_t *op = udata;
+    int rc;
+
+    if (status != 0) {
+        eg_log_warn("recall: the query could not be embedded (%s): %s", e->name,
+                    eg_strerror(status));
+        finish(op, status);
+        return;
+    }
+    if ((rc = eg_mindex_acquire(op->ws, op->bank, on_index, op)) != 0)
+        finish(op, rc);
+}
+
 /* Copy a tag group tree into the arena. */
 static eg_tag_group_t *groups_copy(eg_arena_t *a, const eg_tag_group_t *g, size_t n)
 {
@@ -465,7 +491,20 @@ int eg_recall(const char *ws_id, const char *bank_id, const eg_recall_req_t *req
         memcpy(v, req->query_vec, req->query_dim * sizeof(float));
         op->req.query_vec = v;
     }
-    if ((rc = eg_mindex_acquire(ws_id, bank_id, on_index, op)) != 0) {
+    /* The builtin query vector is computed inside the ranking at the index's dimension; another
+     * embedder's comes first, from its model. */
+    eg_embedder_t *e = eg_llm_embedder();
+    if (!op->req.query_vec && !eg_embed_is_builtin(e)) {
+        float *v = eg_arena_alloc(a, e->dim * sizeof(float));
+
+        op->qtext[0] = op->req.query;
+        op->req.query_vec = v;
+        op->req.query_dim = e->dim;
+        rc = eg_embed_run(e, op->qtext, 1, v, on_query_vec, op);
+    } else {
+        rc = eg_mindex_acquire(ws_id, bank_id, on_index, op);
+    }
+    if (rc != 0) {
         op_free(op);
         return rc;
     }

@@ -484,6 +484,12 @@ void eg__hs_fail(eg_req_t *req, int err, const char *what)
         eg_res_error(req, err, "%s", what);
     else if (err == EG_EINVAL)
         eg_res_error(req, err, "%s", "invalid request");
+    else if (err == EG_ECONFLICT)
+        eg_res_error(req, err, "%s: the bank's state does not allow it (%s)", what,
+                     eg_strerror(err));
+    else if (err == EG_EUPSTREAM || err == EG_ECONNECT || err == EG_EDNS || err == EG_ETLS ||
+             err == EG_EUPTIMEOUT || err == EG_ERESPTOOBIG || err == EG_EREDIRECTS)
+        eg_res_error(req, err, "%s: the model provider failed (%s)", what, eg_strerror(err));
     else
         eg_res_error(req, err, "storage unavailable: %s", eg_store_error_text(err));
 }

@@ -122,7 +122,8 @@ void eg__hs_verr_cfg(cJSON *errs, const char *f1, const char *f2, const eg_bank_
  * characters, not UTF-8). */
 const char *eg__hs_bank_id(eg_req_t *req);
 
-/* Answer a core error: 404 (with what), 503 for the store, 500 otherwise. */
+/* Answer a core error: 404 (with what), 409 for a conflict, 502/504 when a model provider failed,
+ * 503 for the store, 500 otherwise. */
 void eg__hs_fail(eg_req_t *req, int err, const char *what);
 
 #endif
