@@ -13,6 +13,11 @@
 // command prefix such as "taskset -c 0"). engramd's CPU time per recall (from /proc) is what the
 // server spends; with 8 requests in flight on one loop, latency is about 8x the larger of that
 // and the client's time per response.
+//
+// The baseline, recall and floor requests are sent by the C client (tools/bench/recall_client.c,
+// path in ENGRAM_BENCH_RECALL_CLIENT) unless ENGRAM_BENCH_CLIENT=node: it reads each response
+// without parsing it, where this node client spent 1-3 ms of CPU per ~140 KiB response on
+// reading and JSON.parse. With the C client the floor's server is its `serve` mode too.
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -162,26 +167,61 @@ async function run(n, fn) {
     return lat;
 }
 
-const baseline = await run(QUERIES, async () => (await request('GET', '/hindsight/health/live')).ms);
+const CLIENT = process.env.ENGRAM_BENCH_CLIENT || 'c';
+const CBIN = process.env.ENGRAM_BENCH_RECALL_CLIENT;
+if (CLIENT === 'c' && !CBIN) throw new Error('ENGRAM_BENCH_RECALL_CLIENT is not set');
 let hits = 0, bytes = 0, sample = null;
 const qidx = (k) => Math.floor((k * 7919) % FACTS);
 const recallBody = (k) => ({ query: corpus[qidx(k)].q, budget: 'mid', max_tokens: 4096 });
-const cpu0 = cpuS();
-const recallLat = await run(QUERIES, async (k) => {
-    const f = corpus[qidx(k)];
-    const r = await request('POST', `${B}/memories/recall`, recallBody(k));
-    if (r.json.results.slice(0, 5).some((x) => x.text === f.text)) hits++;
-    bytes += r.text.length;
-    if (k === 0) sample = r.text;
-    return r.ms;
-});
-const cpuPerRecall = ((cpuS() - cpu0) * 1000) / QUERIES;
+const pin = (process.env.ENGRAM_BENCH_SERVER_PIN || '').split(' ').filter(Boolean);
+const work = mkdtempSync(join(tmpdir(), 'engram-recall-bench-'));
+const reqFile = join(work, 'requests.txt');
+writeFileSync(reqFile, Array.from({ length: QUERIES }, (_, k) => `${corpus[qidx(k)].text}\t${JSON.stringify(recallBody(k))}\n`).join(''));
+
+// Run the C client; resolves to its summary line parsed ({ n, p50, p99, max, bytes, hits, errors }).
+function runC(args) {
+    return new Promise((resolve, reject) => {
+        const child = spawn(CBIN, args.map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.once('exit', (code) => {
+            const f = out.trim().split(/\s+/);
+            const r = {};
+            for (let i = 0; i + 1 < f.length; i += 2) r[f[i]] = Number(f[i + 1]);
+            if (code !== 0 || !Number.isFinite(r.p50)) return reject(new Error(`recall_client ${args[0]} exited ${code}: ${out}`));
+            resolve(r);
+        });
+    });
+}
+const summary = (lat) => ({ p50: pct(lat, 50), p99: pct(lat, 99) });
+
+let baseline, recall, cpuPerRecall;
+if (CLIENT === 'c') {
+    baseline = await runC(['get', port, key, '/hindsight/health/live', QUERIES, CLIENTS]);
+    sample = (await request('POST', `${B}/memories/recall`, recallBody(0))).text;
+    const cpu0 = cpuS();
+    recall = await runC(['post', port, key, `${B}/memories/recall`, reqFile, CLIENTS]);
+    cpuPerRecall = ((cpuS() - cpu0) * 1000) / QUERIES;
+    hits = recall.hits;
+    bytes = recall.bytes * QUERIES;
+} else {
+    baseline = summary(await run(QUERIES, async () => (await request('GET', '/hindsight/health/live')).ms));
+    const cpu0 = cpuS();
+    recall = summary(await run(QUERIES, async (k) => {
+        const f = corpus[qidx(k)];
+        const r = await request('POST', `${B}/memories/recall`, recallBody(k));
+        if (r.json.results.slice(0, 5).some((x) => x.text === f.text)) hits++;
+        bytes += r.text.length;
+        if (k === 0) sample = r.text;
+        return r.ms;
+    }));
+    cpuPerRecall = ((cpuS() - cpu0) * 1000) / QUERIES;
+}
 
 // The client's floor: the same requests, answered with the first recall's response by a trivial
-// server (it reads each body and sends the recorded bytes).
+// server (it reads each request and sends the recorded bytes), pinned where engramd is.
 async function clientFloor() {
-    const dir = mkdtempSync(join(tmpdir(), 'engram-recall-floor-'));
-    const file = join(dir, 'response.json');
+    const file = join(work, 'response.json');
     writeFileSync(file, sample);
     const code = `const http = require('node:http'), fs = require('node:fs');
         const body = fs.readFileSync(process.argv[1]);
@@ -189,18 +229,17 @@ async function clientFloor() {
             r.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
             r.end(body); }); });
         srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));`;
-    const pin = (process.env.ENGRAM_BENCH_SERVER_PIN || '').split(' ').filter(Boolean);
-    const argv = [...pin.slice(1), process.execPath, '-e', code, file];
+    const argv = CLIENT === 'c' ? [...pin.slice(1), CBIN, 'serve', file] : [...pin.slice(1), process.execPath, '-e', code, file];
     const child = spawn(pin.length ? pin[0] : argv.shift(), argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
         const floorPort = await new Promise((resolve, reject) => {
             child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
             child.once('exit', (c) => reject(new Error(`canned server exited ${c}`)));
         });
-        return await run(QUERIES, async (k) => (await request('POST', `${B}/memories/recall`, recallBody(k), floorPort)).ms);
+        if (CLIENT === 'c') return await runC(['post', floorPort, key, `${B}/memories/recall`, reqFile, CLIENTS]);
+        return summary(await run(QUERIES, async (k) => (await request('POST', `${B}/memories/recall`, recallBody(k), floorPort)).ms));
     } finally {
         child.kill();
-        rmSync(dir, { recursive: true, force: true });
     }
 }
 const floor = await clientFloor();
@@ -215,10 +254,11 @@ for (let k = 0; k < Math.min(200, QUERIES); k++) {
 
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 console.log(`facts ${FACTS}: retain ${(FACTS / loadS).toFixed(0)} facts/s (${loadS.toFixed(1)} s, batches of ${BATCH}, ${LOAD_CONCURRENCY} concurrent)`);
-console.log(`  recall   p50 ${f2(pct(recallLat, 50))} ms  p99 ${f2(pct(recallLat, 99))} ms  (${CLIENTS} clients, budget mid, ${QUERIES} queries, top-5 hit ${(100 * hits / QUERIES).toFixed(1)}%)`);
-console.log(`  baseline p50 ${f2(pct(baseline, 50))} ms  p99 ${f2(pct(baseline, 99))} ms  (GET /hindsight/health/live, same client)  ratio p50 ${(pct(recallLat, 50) / pct(baseline, 50)).toFixed(1)}x`);
-console.log(`  floor    p50 ${f2(pct(floor, 50))} ms  p99 ${f2(pct(floor, 99))} ms  (the same requests answered with a recorded ${(sample.length / 1024).toFixed(0)} KiB recall response by a trivial server: the client's share)`);
+console.log(`  recall   p50 ${f2(recall.p50)} ms  p99 ${f2(recall.p99)} ms  (${CLIENTS} clients, budget mid, ${QUERIES} queries, ${CLIENT} client, top-5 hit ${(100 * hits / QUERIES).toFixed(1)}%)`);
+console.log(`  baseline p50 ${f2(baseline.p50)} ms  p99 ${f2(baseline.p99)} ms  (GET /hindsight/health/live, same client)  ratio p50 ${(recall.p50 / baseline.p50).toFixed(1)}x`);
+console.log(`  floor    p50 ${f2(floor.p50)} ms  p99 ${f2(floor.p99)} ms  (the same requests answered with a recorded ${(sample.length / 1024).toFixed(0)} KiB recall response by a trivial server: the client's share)`);
 console.log(`  engramd CPU ${f2(cpuPerRecall)} ms per recall (responses ${(bytes / QUERIES / 1024).toFixed(0)} KiB on average)`);
 console.log(`  in-process recall p50 ${f2(inproc.length ? pct(inproc, 50) : NaN)} ms  p99 ${f2(inproc.length ? pct(inproc, 99) : NaN)} ms (trace)`);
 console.log(`  engramd RSS +${((rss1 - rss0) / 1024).toFixed(1)} MiB = ${(((rss1 - rss0) * 1024) / FACTS).toFixed(0)} B/fact; index (engram_index_bytes) +${((ix1 - ix0) / 1048576).toFixed(1)} MiB = ${((ix1 - ix0) / FACTS).toFixed(0)} B/fact`);
 agent.destroy();
+rmSync(work, { recursive: true, force: true });
