@@ -15,6 +15,7 @@
 #include "engram/http.h"
 #include "engram/llm.h"
 #include "engram/log.h"
+#include "engram/mental_models.h"
 #include "engram/mindex.h"
 #include "engram/retain.h"
 #include "engram/store.h"
@@ -165,6 +166,7 @@ static int serve(int argc, char **argv, int first)
         return 2;
     if (eg_retain_start(app.loop) != 0)
         return 2;
+    eg_mm_init();
 
     app.router = eg_router_new();
     if (eg_faces_mount_all(app.router, &app.cfg) != 0) {

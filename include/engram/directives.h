@@ -65,7 +65,7 @@ typedef struct eg_directive_new_s {
 } eg_directive_new_t;
 
 /* Create a directive with a fresh UUID; the bank is created if missing (banks are created on
- * write). EG_EINVAL: empty or oversized name/content, too many or bad tags; EG_ECONFLICT (in cb)
+ * write). EG_EINVAL: oversized name/content, too many or bad tags; EG_ECONFLICT (in cb)
  * when the bank holds EG_DIRECTIVES_MAX directives. */
 int eg_directive_create(const char *ws_id, const char *bank_id, const eg_directive_new_t *d,
                         eg_directive_fn cb, void *udata);

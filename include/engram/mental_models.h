@@ -91,7 +91,7 @@ typedef void (*eg_mm_op_fn)(void *udata, int err, const char *id, const char *op
 /* A new model (Hindsight's CreateMentalModelRequest). */
 typedef struct eg_mm_new_s {
     const char *id;                  /* NULL: a fresh UUID v4 */
-    const char *name, *source_query; /* required, not empty */
+    const char *name, *source_query; /* required (may be "") */
     const char *const *tags;
     size_t ntags;
     int64_t max_tokens;   /* EG_MM_MAX_TOKENS_MIN..MAX; 0 = EG_MM_MAX_TOKENS_DEF */
@@ -202,6 +202,20 @@ int eg_mm_search(const char *ws_id, const char *bank_id, const eg_mm_search_t *s
  * empty want passes everything except under exact, where it passes untagged models). Pure. */
 bool eg_mm_tags_pass(const char *const *mt, size_t nmt, const char *const *want, size_t nwant,
                      eg_tags_match_t m);
+
+/* A tag and how many of the bank's models carry it. */
+typedef struct eg_mm_tag_count_s {
+    const char *tag;
+    size_t count;
+} eg_mm_tag_count_t;
+
+typedef void (*eg_mm_tags_fn)(void *udata, int err, const eg_mm_tag_count_t *tags, size_t n,
+                              size_t total);
+
+/* A page of the tags the bank's models carry, by count descending then tag; pattern (NULL = all)
+ * as eg_memories_tag_match (engram/memories.h): case-insensitive, '*' for any run. */
+int eg_mm_tags(const char *ws_id, const char *bank_id, const char *pattern, size_t limit,
+               size_t offset, eg_mm_tags_fn cb, void *udata);
 
 /* For the bank's delete script (engram/bank.h): *index is the index key (drop it too) and
  * prefixes[0..2) the per-model key prefixes (record, history) to which each member is appended. */

@@ -21,8 +21,10 @@
 #include <string.h>
 
 #include "engram/bank.h"
+#include "engram/directives.h"
 #include "engram/error.h"
 #include "engram/log.h"
+#include "engram/mental_models.h"
 #include "engram/mstore.h"
 #include "engram/store.h"
 #include "engram/util.h"
@@ -251,7 +253,9 @@ static eg_script_t s_bank_get = {
 };
 
 /* KEYS[1] bank, KEYS[2] config, KEYS[3] the bank's operation index, KEYS[4..] the memory keys
- * (eg_mem_bank_keys); ARGV[1] the operation record key prefix. Returns the fact count, or -1 when
+ * (eg_mem_bank_keys) and the directive and mental model indexes; ARGV[1] the operation record
+ * key prefix, then pairs (index key, record key prefix): the per-directive and per-model keys
+ * (engram/directives.h, engram/mental_models.h). Returns the fact count, or -1 when
  * there was no bank. The memory keys and operation records go too, also when the record is
  * already gone (nothing of a bank may outlive it). Operation records are named from the prefix:
  * they share the index's hash tag, so the script stays in one slot.
@@ -262,6 +266,10 @@ static eg_script_t s_bank_delete = {
     .source = "local function drop_data()\n"
               "  local ops = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
               "  for i = 1, #ops do redis.call('UNLINK', ARGV[1] .. ops[i]) end\n"
+              "  for j = 2, #ARGV, 2 do\n"
+              "    local ids = redis.call('ZRANGE', ARGV[j], 0, -1)\n"
+              "    for i = 1, #ids do redis.call('UNLINK', ARGV[j + 1] .. ids[i]) end\n"
+              "  end\n"
               "  for i = 3, #KEYS do redis.call('UNLINK', KEYS[i]) end\n"
               "end\n"
               "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
@@ -698,8 +706,8 @@ static void on_deleted(void *udata, int err, redisReply *reply)
 int eg_bank_delete(const char *ws_id, const char *bank_id, eg_bank_deleted_fn cb, void *udata)
 {
     bank_op_t *op;
-    const char **argv, **mem, *tag;
-    size_t nmem, argc = 0;
+    const char **argv, **mem, *tag, *dir_index, *dir_prefix, *mm_index, *mm_prefixes[2];
+    size_t nmem, argc = 0, nkeys;
     int rc;
 
     if (!eg_bank_id_valid(bank_id, strlen(bank_id)))
@@ -707,7 +715,7 @@ int eg_bank_delete(const char *ws_id, const char *bank_id, eg_bank_deleted_fn cb
     op = op_new(OP_DELETE, ws_id, bank_id, udata);
     op->cb.deleted = cb;
     mem = eg_mem_bank_keys(&op->arena, ws_id, bank_id, &nmem);
-    argv = eg_arena_alloc(&op->arena, (nmem + 4) * sizeof(*argv));
+    argv = eg_arena_alloc(&op->arena, (nmem + 4 + 8) * sizeof(*argv));
     bank_keys(&op->arena, ws_id, bank_id, &argv[0], &argv[1]);
     /* Operation records of scope "b", id "<ws>/<bank>" (engram/ops.h). */
     tag = eg_arena_printf(&op->arena, "%s/%s", ws_id, bank_id);
@@ -715,8 +723,19 @@ int eg_bank_delete(const char *ws_id, const char *bank_id, eg_bank_deleted_fn cb
     argc = 3;
     for (size_t i = 0; i < nmem; i++)
         argv[argc++] = mem[i];
+    eg_directives_bank_keys(&op->arena, ws_id, bank_id, &dir_index, &dir_prefix);
+    eg_mm_bank_keys(&op->arena, ws_id, bank_id, &mm_index, mm_prefixes);
+    argv[argc++] = dir_index;
+    argv[argc++] = mm_index;
+    nkeys = argc;
     argv[argc++] = eg_key(&op->arena, "b", tag, "op:");
-    rc = eg_store_eval(&s_bank_delete, on_deleted, op, (int)argc - 1, (int)argc, argv, NULL);
+    argv[argc++] = dir_index;
+    argv[argc++] = dir_prefix;
+    argv[argc++] = mm_index;
+    argv[argc++] = mm_prefixes[0];
+    argv[argc++] = mm_index;
+    argv[argc++] = mm_prefixes[1];
+    rc = eg_store_eval(&s_bank_delete, on_deleted, op, (int)nkeys, (int)argc, argv, NULL);
     if (rc)
         op_free(op);
     return rc;

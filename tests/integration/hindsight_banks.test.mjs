@@ -57,7 +57,7 @@ test('health, liveness and version are face-local and public', async () => {
 
 test('unknown routes answer {"detail":"Not Found"}; unimplemented bank routes stay 404', async () => {
     assert.equal(detail(await a('GET', `${P}/nope`), 404), 'Not Found');
-    assert.equal(detail(await a('GET', `${bank('x')}/mental-models`), 404), 'Not Found');
+    assert.equal(detail(await a('GET', `${bank('x')}/reflections`), 404), 'Not Found'); // 0.1-era route, not served
     assert.equal(detail(await a('POST', `${bank('x')}/reflect`, {}), 404), 'Not Found');
 });
 

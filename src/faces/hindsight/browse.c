@@ -6,6 +6,7 @@
 
 #include "engram/error.h"
 #include "engram/memories.h"
+#include "engram/mental_models.h"
 #include "engram/text.h"
 #include "engram/util.h"
 #include "hindsight_int.h"
@@ -208,6 +209,27 @@ static void on_tags(void *udata, int err, const eg_tag_count_t *tags, size_t n, 
     eg__hs_send(req, 200, page_json(req, items, total));
 }
 
+static void on_mm_tags(void *udata, int err, const eg_mm_tag_count_t *tags, size_t n,
+                       size_t total)
+{
+    eg_req_t *req = udata;
+    cJSON *items;
+
+    if (err) {
+        eg__hs_fail(req, err, "");
+        return;
+    }
+    items = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "tag", tags[i].tag);
+        cJSON_AddNumberToObject(o, "count", (double)tags[i].count);
+        cJSON_AddItemToArray(items, o);
+    }
+    eg__hs_send(req, 200, page_json(req, items, total));
+}
+
 static void h_tags(eg_req_t *req)
 {
     static const char *const sources[] = {"memories", "mental_models", NULL};
@@ -227,8 +249,11 @@ static void h_tags(eg_req_t *req)
     if (!page_params(req, 100))
         return;
     p = req->udata;
-    if (strcmp(source, "mental_models") == 0) { /* no mental models yet: no tags on them */
-        eg__hs_send(req, 200, page_json(req, cJSON_CreateArray(), 0));
+    if (strcmp(source, "mental_models") == 0) {
+        rc = eg_mm_tags(req->auth.workspace_id, id, eg_req_query(req, "q"), (size_t)p->limit,
+                        (size_t)p->offset, on_mm_tags, req);
+        if (rc)
+            eg__hs_fail(req, rc, "");
         return;
     }
     rc = eg_memories_tags(req->auth.workspace_id, id, eg_req_query(req, "q"), (size_t)p->limit,

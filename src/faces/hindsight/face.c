@@ -540,7 +540,7 @@ static void h_version(eg_req_t *req)
         {"mcp", false},
         {"worker", true}, /* async retain runs on the retain queue */
         {"bank_config_api", true},
-        {"bank_llm_health", false},
+        {"bank_llm_health", true}, /* POST B/health/llm */
         {"file_upload_api", false},
         {"document_export_api", false},
         {"document_import_api", false},
@@ -658,5 +658,13 @@ int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
         rc = eg__hs_retain_mount(r);
     if (rc == 0)
         rc = eg__hs_recall_mount(r);
+    if (rc == 0)
+        rc = eg__hs_directives_mount(r);
+    if (rc == 0)
+        rc = eg__hs_mental_models_mount(r);
+    if (rc == 0)
+        rc = eg__hs_unimplemented_mount(r);
+    if (rc == 0)
+        rc = eg__hs_health_llm_mount(r);
     return rc;
 }

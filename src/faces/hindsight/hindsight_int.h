@@ -38,6 +38,13 @@ int eg__hs_browse_mount(eg_router_t *r);
 int eg__hs_documents_mount(eg_router_t *r);
 int eg__hs_operations_mount(eg_router_t *r);
 
+/* Directives (directives.c), mental models (mental_models.c), the routes answered 501
+ * (unimplemented.c) and POST B/health/llm (health_llm.c). */
+int eg__hs_directives_mount(eg_router_t *r);
+int eg__hs_mental_models_mount(eg_router_t *r);
+int eg__hs_unimplemented_mount(eg_router_t *r);
+int eg__hs_health_llm_mount(eg_router_t *r);
+
 /* Retain (retain.c) and recall (recall.c). */
 int eg__hs_retain_mount(eg_router_t *r);
 int eg__hs_recall_mount(eg_router_t *r);
