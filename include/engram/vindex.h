@@ -91,7 +91,8 @@ eg_vindex_mode_t eg_vindex_mode(const eg_vindex_t *vi);
  * to out, best first (ties by lower slot), and returns how many. With opts->screen, an index that
  * keeps sketches and has many candidates first ranks them by sketch distance to the query and
  * scores exactly only the closest (a few thousand; docs/recall.md): the scores are exact, but a
- * slot the screen dropped is missing from the list even if it would have made the top k. */
+ * slot the screen dropped is missing from the list even if it would have made the top k. A
+ * screened search writes a scratch buffer the index keeps (a byte per slot). */
 size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsearch_t *opts,
                         eg_vhit_t *out);
 

@@ -108,6 +108,7 @@ void eg_vindex_free(eg_vindex_t *vi)
     free(vi->live);
     free(vi->freed);
     free(vi->sketch);
+    free(vi->scratch);
     free(vi);
 }
 
@@ -253,7 +254,17 @@ size_t eg_vindex_bytes(const eg_vindex_t *vi)
         n += vi->cap * sizeof(float);
     if (vi->sketch)
         n += eg__vindex_sketch_bytes(vi->cap);
-    return n;
+    return n + vi->scratch_cap;
+}
+
+uint8_t *eg__vindex_screen_scratch(eg_vindex_t *vi, size_t n)
+{
+    if (n > vi->scratch_cap) {
+        free(vi->scratch);
+        vi->scratch_cap = n + n / 8; /* room for some growth of the bank */
+        vi->scratch = eg_xmalloc(vi->scratch_cap);
+    }
+    return vi->scratch;
 }
 
 size_t eg_vindex_search(const eg_vindex_t *vi, const float *query, const eg_vsearch_t *opts,

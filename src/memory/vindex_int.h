@@ -24,6 +24,10 @@ struct eg_vindex_s {
      * EG__SKETCH_WORDS words of 8 lanes (word w of slot s at [(s / 8) * WORDS * 8 + w * 8 + s % 8])
      * so one vector register holds word w of 8 neighbouring slots. */
     uint64_t *sketch;
+    /* Scratch of a screened search (a distance byte per slot), kept between searches: a fresh
+     * 100 KB block per search cost more in malloc than the screen's arithmetic. */
+    uint8_t *scratch;
+    size_t scratch_cap;
 };
 
 /* The sketch: EG_VINDEX_SKETCH_BITS bits in 64-bit words. */
@@ -48,6 +52,9 @@ size_t eg__vindex_sketch_bytes(size_t cap);
  * plus z standard deviations. */
 void eg__vindex_sketch_of(const int8_t *q, size_t dim, uint64_t *out);
 unsigned eg__vindex_sketch_bound(float c, double z);
+
+/* The index's scratch, grown to at least n bytes (searching writes it: one thread per index). */
+uint8_t *eg__vindex_screen_scratch(eg_vindex_t *vi, size_t n);
 
 /* The screened top-k of eg_vindex_search (vindex_screen.c) for the quantised query q; SIZE_MAX
  * when it does not apply (no sketches, or too few candidates to be worth screening). */

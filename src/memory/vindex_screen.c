@@ -107,6 +107,35 @@ static inline uint64_t allowed_word(const eg_vindex_t *vi, const eg_vsearch_t *o
     return bits;
 }
 
+/* The slots of bitmap word w whose distance byte is in [lo, hi] (bits is the word's allowed
+ * slots). One compare of 64 bytes where AVX-512BW is present: only ~5% of the slots pass, so
+ * walking every allowed bit would cost more than the scoring. */
+static uint64_t in_range_portable(const uint8_t *d, uint64_t bits, unsigned lo, unsigned hi)
+{
+    uint64_t m = 0;
+
+    while (bits) {
+        unsigned i = (unsigned)__builtin_ctzll(bits);
+        bits &= bits - 1;
+        if (d[i] >= lo && d[i] <= hi)
+            m |= 1ULL << i;
+    }
+    return m;
+}
+
+#ifdef EG_SCREEN_AVX512
+__attribute__((target("avx512f,avx512bw"))) static uint64_t
+in_range_avx512(const uint8_t *d, uint64_t bits, unsigned lo, unsigned hi)
+{
+    __m512i v = _mm512_loadu_si512((const void *)d);
+
+    return bits & _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8((char)lo)) &
+           _mm512_cmple_epu8_mask(v, _mm512_set1_epi8((char)hi));
+}
+#endif
+
+typedef uint64_t (*in_range_fn)(const uint8_t *, uint64_t, unsigned, unsigned);
+
 /* Score exactly, and offer to the top k, every allowed slot whose distance is in [lo, hi]. The
  * slots are listed first so that each vector can be prefetched a few slots ahead: they are
  * scattered over the index, each a few cache misses. */
@@ -117,14 +146,19 @@ static size_t rescore(const eg_vindex_t *vi, const eg_vsearch_t *o, const uint8_
     enum { AHEAD = 8, CHUNK = 256 };
     size_t scored = 0, words = (vi->hiwater + 63) / 64, m = 0;
     uint32_t list[CHUNK];
+    in_range_fn in_range = in_range_portable;
 
+#ifdef EG_SCREEN_AVX512
+    if (pick_block_dist() == block_dist_avx512 && __builtin_cpu_supports("avx512bw"))
+        in_range = in_range_avx512;
+#endif
     for (size_t w = 0; w <= words; w++) {
         uint64_t bits = w < words ? allowed_word(vi, o, w) : 0;
+        if (bits)
+            bits = in_range(dist + w * 64, bits, lo, hi);
         while (bits) {
-            uint32_t s = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
+            list[m++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
             bits &= bits - 1;
-            if (dist[s] >= lo && dist[s] <= hi)
-                list[m++] = s;
         }
         if (m + 64 <= CHUNK && w < words)
             continue;
@@ -152,7 +186,7 @@ size_t eg__vindex_search_screened(const eg_vindex_t *vi, const int8_t *q, float 
                                   const eg_vsearch_t *o, eg_vhit_t *out)
 {
     size_t words = (vi->hiwater + 63) / 64, nallowed = 0, want, cum = 0, n = 0;
-    uint32_t hist[256] = {0};
+    uint32_t hist[256] = {0}, hist4[4][256] = {{0}};
     uint64_t qw[EG__SKETCH_WORDS];
     unsigned cut, bound;
     uint8_t *dist;
@@ -174,7 +208,7 @@ size_t eg__vindex_search_screened(const eg_vindex_t *vi, const int8_t *q, float 
 
     eg__vindex_sketch_of(q, vi->dim, qw);
     block_dist = pick_block_dist();
-    dist = eg_xmalloc(words * 64);
+    dist = eg__vindex_screen_scratch((eg_vindex_t *)vi, words * 64);
     for (size_t w = 0; w < words; w++) {
         uint64_t all = allowed_word(vi, o, w), bits = all;
         if (!bits)
@@ -196,13 +230,14 @@ size_t eg__vindex_search_screened(const eg_vindex_t *vi, const int8_t *q, float 
             if (!(all >> (j * LANES) & 0xFF))
                 continue;
             block_dist(vi->sketch + blk * BLOCK_U64, qw, m, d);
-            while (m) {
-                unsigned l = (unsigned)__builtin_ctz(m);
-                m &= m - 1;
-                hist[d[l]]++;
-            }
+            /* Every lane, excluded ones into the EXCLUDED bin: no branch per lane, and four
+             * histograms so that equal distances in a row do not wait on each other's store. */
+            for (unsigned l = 0; l < LANES; l++)
+                hist4[l & 3][d[l]]++;
         }
     }
+    for (unsigned h = 0; h < EXCLUDED; h++)
+        hist[h] = hist4[0][h] + hist4[1][h] + hist4[2][h] + hist4[3][h];
     for (cut = 0; cut < EXCLUDED - 1; cut++)
         if ((cum += hist[cut]) >= want)
             break;
@@ -229,7 +264,6 @@ size_t eg__vindex_search_screened(const eg_vindex_t *vi, const int8_t *q, float 
             }
         }
     }
-    free(dist);
     eg_topk_sort(out, n);
     return n;
 }
