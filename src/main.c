@@ -9,6 +9,7 @@
 
 #include "engram/cli.h"
 #include "engram/config.h"
+#include "engram/consolidate.h"
 #include "engram/error.h"
 #include "engram/events.h"
 #include "engram/faces.h"
@@ -52,13 +53,21 @@ static void on_webhooks_stopped(void *udata)
     eg_store_shutdown(on_store_closed, app);
 }
 
-static void on_retain_stopped(void *udata)
+static void on_consolidation_stopped(void *udata)
 {
     app_t *app = udata;
 
     /* Running webhook attempts get a few seconds to finish and be logged while Redis is up. */
-    eg_log_info("retain worker stopped; stopping webhook deliveries");
+    eg_log_info("consolidation worker stopped; stopping webhook deliveries");
     eg_webhooks_stop(on_webhooks_stopped, app);
+}
+
+static void on_retain_stopped(void *udata)
+{
+    app_t *app = udata;
+
+    eg_log_info("retain worker stopped; stopping the consolidation worker");
+    eg_consolidate_stop(on_consolidation_stopped, app);
 }
 
 static void on_drained(void *udata)
@@ -165,6 +174,8 @@ static int serve(int argc, char **argv, int first)
     if (eg_webhooks_start(app.loop) != 0)
         return 2;
     if (eg_retain_start(app.loop) != 0)
+        return 2;
+    if (eg_consolidate_start(app.loop) != 0)
         return 2;
     eg_mm_init();
 

@@ -26,6 +26,7 @@ typedef struct eg_bank_s {
     /* Counters kept by the memory engine in the bank record (retain increments them). */
     int64_t fact_count, document_count, chunk_count, link_count;
     int64_t last_document_ms, last_write_ms; /* 0 = never */
+    int64_t last_consolidated_ms;            /* a consolidation run finished; 0 = never */
 } eg_bank_t;
 
 /* A profile and config change. NULL / 0 leave a field unchanged. */

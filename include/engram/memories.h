@@ -44,8 +44,8 @@ typedef enum {
     EG_MEM_STATE_ANY,
 } eg_mem_state_t;
 
-/* Consolidation state a selection keeps (source facts only). There is no consolidation yet, so
- * every world and experience fact is pending and none is done or failed. */
+/* Consolidation state a selection keeps (world and experience facts only; engram/consolidate.h):
+ * pending (neither consolidated nor failed), done (consolidated_at set) or failed. */
 typedef enum {
     EG_MEM_CONSOLIDATION_ANY = 0,
     EG_MEM_CONSOLIDATION_PENDING,
@@ -268,6 +268,10 @@ typedef struct eg_memstats_s {
     size_t documents, entities;
     size_t ops[5];         /* the bank's operations by eg_op_status_t (newest EG_OP_SCAN_MAX) */
     int64_t last_write_ms; /* from the bank record; 0 = never */
+    /* Consolidation: valid world/experience facts pending / failed, and the last finished run
+     * (bank record's last_consolidated_at, ms; 0 = never). */
+    size_t pending_consolidation, failed_consolidation;
+    int64_t last_consolidated_ms;
 } eg_memstats_t;
 
 typedef void (*eg_memstats_fn)(void *udata, int err, const eg_memstats_t *st);

@@ -35,6 +35,12 @@
 
 #define EG_MINDEX_NONE UINT32_MAX /* no document / entity / slot */
 
+/* Consolidation state of a unit (eg_mindex_unit_t.cstate), from its record's consolidated_at /
+ * consolidation_failed_at; observations are always EG_MINDEX_CONS_PENDING (not applicable). */
+#define EG_MINDEX_CONS_PENDING 0
+#define EG_MINDEX_CONS_DONE    1
+#define EG_MINDEX_CONS_FAILED  2
+
 /* The tokenizer flags of the BM25 index: queries must be tokenised the same way (engram/text.h). */
 #define EG_MINDEX_BM25_FLAGS (EG_TEXT_STOPWORDS | EG_TEXT_STEM)
 
@@ -51,6 +57,7 @@ typedef struct eg_mindex_unit_s {
     char id[EG_MEM_UUID_LEN + 1];
     uint8_t type;        /* eg_fact_type_t */
     bool invalidated;    /* hidden from recall and the graph */
+    uint8_t cstate;      /* consolidation of a fact: EG_MINDEX_CONS_* */
     uint16_t tokens;     /* eg_text_estimate_tokens(text), saturated at 65535 */
     int64_t occurred_start, occurred_end, mentioned_at, created_at; /* µs or EG_MEM_TIME_NONE */
     uint32_t doc;        /* document index or EG_MINDEX_NONE */

@@ -112,6 +112,13 @@ typedef struct eg_mem_unit_s {
     int proof_count;                   /* 1 for facts; observations count their sources */
     const char *const *source_ids;     /* observations: the facts they were made from */
     size_t nsources;
+    /* Consolidation (engram/consolidate.h). Facts: when consolidation took them in, or when it
+     * last failed on them and why; both <= 0 (0 or EG_MEM_TIME_NONE) = pending. Observations:
+     * their history, an array of {previous_text, new_text, changed_at, reason} objects (oldest
+     * first, NULL = none). Absent from the stored record while unset. */
+    int64_t consolidated_at, consolidation_failed_at;
+    const char *consolidation_error; /* NULL when none */
+    const cJSON *history;
 } eg_mem_unit_t;
 
 /* A document: the text one retained item (or several, with the same document_id) came from. */

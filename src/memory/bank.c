@@ -399,6 +399,8 @@ static int parse_bank(eg_arena_t *a, const redisReply *r, eg_bank_t *b, bool *cr
             b->last_document_ms = str_int64(v);
         else if (strcmp(k, "last_write_at") == 0)
             b->last_write_ms = str_int64(v);
+        else if (strcmp(k, "last_consolidated_at") == 0)
+            b->last_consolidated_ms = str_int64(v);
     }
     ov = cJSON_CreateObject();
     eg_arena_defer(a, (void (*)(void *))cJSON_Delete, ov);

@@ -120,6 +120,14 @@ eg_mem_unit_t *eg__mem_unit_copy(eg_arena_t *a, const eg_mem_unit_t *u)
     c->document_id = eg_arena_strdup(a, u->document_id);
     c->chunk_id = eg_arena_strdup(a, u->chunk_id);
     c->invalidation_reason = eg_arena_strdup(a, u->invalidation_reason);
+    c->consolidation_error = eg_arena_strdup(a, u->consolidation_error);
+    c->history = NULL;
+    if (u->history != NULL) {
+        cJSON *h = cJSON_Duplicate(u->history, true);
+
+        eg_arena_defer(a, (void (*)(void *))cJSON_Delete, h);
+        c->history = h;
+    }
     c->metadata = NULL;
     if (u->metadata != NULL) {
         cJSON *m = cJSON_Duplicate(u->metadata, true);
@@ -228,7 +236,7 @@ static unsigned effective_types(const eg_memories_query_t *q)
         return m & ((1u << EG_FACT_WORLD) | (1u << EG_FACT_EXPERIENCE));
     case EG_MEM_CONSOLIDATION_DONE:
     case EG_MEM_CONSOLIDATION_FAILED:
-        return 0; /* nothing has been consolidated */
+        return m & ((1u << EG_FACT_WORLD) | (1u << EG_FACT_EXPERIENCE));
     }
     return m;
 }
@@ -289,6 +297,11 @@ size_t eg__mem_select(eg_arena_t *a, eg_mindex_t *ix, const char *bank_id,
         const eg_mindex_unit_t *u = eg_mindex_unit(ix, s);
 
         if (u == NULL || !(types & (1u << u->type)))
+            continue;
+        if (q->consolidation != EG_MEM_CONSOLIDATION_ANY &&
+            u->cstate != (q->consolidation == EG_MEM_CONSOLIDATION_DONE     ? EG_MINDEX_CONS_DONE
+                          : q->consolidation == EG_MEM_CONSOLIDATION_FAILED ? EG_MINDEX_CONS_FAILED
+                                                                           : EG_MINDEX_CONS_PENDING))
             continue;
         if ((q->state == EG_MEM_STATE_VALID && u->invalidated) ||
             (q->state == EG_MEM_STATE_INVALIDATED && !u->invalidated))

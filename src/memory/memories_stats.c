@@ -94,6 +94,10 @@ static void count_index(stats_req_t *sr, eg_mindex_t *ix)
             continue;
         }
         st->units[u->type]++;
+        if (u->type != EG_FACT_OBSERVATION) {
+            st->pending_consolidation += u->cstate == EG_MINDEX_CONS_PENDING;
+            st->failed_consolidation += u->cstate == EG_MINDEX_CONS_FAILED;
+        }
         for (uint32_t l = 0; l < u->nlinks; l++) {
             const eg_mindex_link_t *lk = &u->links[l];
 
@@ -157,6 +161,7 @@ static void on_stats_bank(void *udata, int err, const eg_bank_t *bank, bool crea
         if (bank->document_count > 0)
             sr->st.documents = (size_t)bank->document_count;
         sr->st.last_write_ms = bank->last_write_ms;
+        sr->st.last_consolidated_ms = bank->last_consolidated_ms;
     }
     rc = eg_op_page("b", eg__mem_scope_id(&sr->r.arena, sr->r.ws_id, sr->r.bank_id), &f, 0, 0,
                     on_stats_ops, sr);

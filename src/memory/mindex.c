@@ -473,6 +473,9 @@ int eg_mindex_put_unit(eg_mindex_t *ix, const eg_mem_unit_t *u, const float *vec
     eg__mx_time_touch(ix, slot);
     mu->type = (uint8_t)u->type;
     mu->invalidated = u->invalidated;
+    mu->cstate = u->consolidated_at > 0            ? EG_MINDEX_CONS_DONE
+                 : u->consolidation_failed_at > 0 ? EG_MINDEX_CONS_FAILED
+                                                  : EG_MINDEX_CONS_PENDING;
     tok = eg_text_estimate_tokens(u->text, strlen(u->text));
     mu->tokens = (uint16_t)(tok > UINT16_MAX ? UINT16_MAX : tok);
     mu->occurred_start = u->occurred_start;

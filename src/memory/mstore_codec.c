@@ -128,6 +128,16 @@ cJSON *eg_mem_unit_json(const eg_mem_unit_t *u)
     cJSON_AddItemToObject(j, "edited_at", time_item(u->edited_at));
     cJSON_AddItemToObject(j, "proof_count", int_item(u->proof_count));
     cJSON_AddItemToObject(j, "source_ids", str_array(u->source_ids, u->nsources));
+    /* Consolidation state only when set, so records written before it existed stay as they
+     * are; before metadata, like every key scripts look for. */
+    if (u->consolidated_at > 0)
+        cJSON_AddItemToObject(j, "consolidated_at", int_item(u->consolidated_at));
+    if (u->consolidation_failed_at > 0)
+        cJSON_AddItemToObject(j, "consolidation_failed_at", int_item(u->consolidation_failed_at));
+    if (u->consolidation_error != NULL)
+        cJSON_AddItemToObject(j, "consolidation_error", cJSON_CreateString(u->consolidation_error));
+    if (u->history != NULL && cJSON_IsArray(u->history) && cJSON_GetArraySize(u->history) > 0)
+        cJSON_AddItemToObject(j, "history", cJSON_Duplicate(u->history, true));
     cJSON_AddItemToObject(j, "metadata", object_or(u->metadata, false));
     return j;
 }
@@ -302,6 +312,13 @@ int eg_mem_unit_parse(eg_arena_t *a, const char *json, size_t len, eg_mem_unit_t
     rc |= get_int(j, "proof_count", 1, &proof);
     rc |= get_strs(a, j, "source_ids", SIZE_MAX, &out->source_ids, &out->nsources);
     rc |= get_obj(j, "metadata", &out->metadata);
+    rc |= get_int(j, "consolidated_at", EG_MEM_TIME_NONE, &out->consolidated_at);
+    rc |= get_int(j, "consolidation_failed_at", EG_MEM_TIME_NONE, &out->consolidation_failed_at);
+    rc |= get_str(j, "consolidation_error", false, &out->consolidation_error);
+    {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "history");
+        out->history = cJSON_IsArray(h) ? h : NULL;
+    }
     if (rc != 0 || eg_fact_type_parse(type, &out->type) != 0 || proof < 0 || proof > INT32_MAX)
         return EG_EINVAL;
     if (state != NULL && strcmp(state, "valid") != 0 && strcmp(state, "invalidated") != 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engram/bank_webhooks.h"
+#include "engram/consolidate.h"
 #include "engram/error.h"
 #include "engram/log.h"
 #include "engram/ops.h"
@@ -49,8 +50,12 @@ static void emit_event(eg__run_t *r)
         for (size_t i = 0; i < n; i++)
             cJSON_AddItemToArray(t, cJSON_CreateString(tags[i]));
     }
-    int rc = eg_bank_event_emit(r->ws, r->bank, "retain.completed", r->event_op, "completed", data,
-                                on_emitted, r);
+    int rc;
+
+    if (r->units_written > 0)
+        eg_consolidate_after_retain(r->ws, r->bank); /* queued when enable_observations */
+    rc = eg_bank_event_emit(r->ws, r->bank, "retain.completed", r->event_op, "completed", data,
+                            on_emitted, r);
     cJSON_Delete(data);
     if (rc != 0) {
         eg_log_warn("retain: cannot emit retain.completed for bank %s: %s", r->bank,

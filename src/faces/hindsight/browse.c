@@ -481,9 +481,12 @@ static void on_stats(void *udata, int err, const eg_memstats_t *st)
         eg_text_format_iso(st->last_write_ms * 1000, when);
         cJSON_AddStringToObject(j, "last_memory_write_at", when);
     }
-    /* Consolidation does not exist yet: nothing is queued for it or failed in it. */
-    cJSON_AddNumberToObject(j, "pending_consolidation", 0);
-    cJSON_AddNumberToObject(j, "failed_consolidation", 0);
+    if (st->last_consolidated_ms > 0) {
+        eg_text_format_iso(st->last_consolidated_ms * 1000, when);
+        cJSON_AddStringToObject(j, "last_consolidated_at", when);
+    }
+    cJSON_AddNumberToObject(j, "pending_consolidation", (double)st->pending_consolidation);
+    cJSON_AddNumberToObject(j, "failed_consolidation", (double)st->failed_consolidation);
     cJSON_AddNumberToObject(j, "total_observations", (double)st->units[EG_FACT_OBSERVATION]);
     eg__hs_send(req, 200, j);
 }

@@ -47,6 +47,9 @@ int eg__hs_health_llm_mount(eg_router_t *r);
 
 /* Retain (retain.c) and recall (recall.c). */
 int eg__hs_retain_mount(eg_router_t *r);
+
+/* Consolidation and observation routes (observations.c). */
+int eg__hs_observations_mount(eg_router_t *r);
 int eg__hs_recall_mount(eg_router_t *r);
 
 /* Drop null-valued object members recursively, except members named in keep (NULL-terminated,

@@ -69,6 +69,31 @@ static void add_state(cJSON *o, const eg_mem_unit_t *u)
     eg__hs_add_time_us(o, "edited_at", u->edited_at);
 }
 
+/* An observation's history as Hindsight shows it: {previous_text, changed_at (ISO), reason,
+ * new_text, source_memory_ids?} per change, oldest first; [] for a fact. */
+static cJSON *history_json(const eg_mem_unit_t *u)
+{
+    cJSON *out = cJSON_CreateArray();
+    const cJSON *e;
+
+    if (u->type != EG_FACT_OBSERVATION || u->history == NULL)
+        return out;
+    cJSON_ArrayForEach(e, u->history)
+    {
+        cJSON *c = cJSON_Duplicate(e, true);
+        cJSON *at = cJSON_GetObjectItemCaseSensitive(c, "changed_at");
+
+        if (cJSON_IsNumber(at)) {
+            int64_t us = (int64_t)at->valuedouble;
+
+            cJSON_DeleteItemFromObjectCaseSensitive(c, "changed_at");
+            eg__hs_add_time_us(c, "changed_at", us);
+        }
+        cJSON_AddItemToArray(out, c);
+    }
+    return out;
+}
+
 /* ListUnit: entities as one comma-joined string. */
 static cJSON *list_unit_json(const eg_memory_t *m)
 {
@@ -96,6 +121,13 @@ static cJSON *list_unit_json(const eg_memory_t *m)
     cJSON_AddNumberToObject(o, "proof_count", u->proof_count > 0 ? u->proof_count : 1);
     cJSON_AddItemToObject(o, "tags", strings_json(u->tags, u->ntags));
     cJSON_AddItemToObject(o, "metadata", metadata_json(u));
+    if (u->type != EG_FACT_OBSERVATION) {
+        eg__hs_add_time_us(o, "consolidated_at",
+                           u->consolidated_at > 0 ? u->consolidated_at : EG_MEM_TIME_NONE);
+        eg__hs_add_time_us(o, "consolidation_failed_at", u->consolidation_failed_at > 0
+                                                             ? u->consolidation_failed_at
+                                                             : EG_MEM_TIME_NONE);
+    }
     add_state(o, u);
     eg__hs_add_time_us(o, "updated_at", u->updated_at);
     cJSON_AddItemToObject(o, "source_memory_ids", strings_json(u->source_ids, u->nsources));
@@ -126,7 +158,7 @@ static cJSON *detail_json(const eg_memory_t *m, const eg_memory_t *sources, size
     add_state(o, u);
     if (u->type != EG_FACT_OBSERVATION)
         return o;
-    cJSON_AddItemToObject(o, "history", cJSON_CreateArray()); /* deprecated: see /history */
+    cJSON_AddItemToObject(o, "history", history_json(u)); /* deprecated: see /history */
     if (u->nsources == 0)
         return o;
     cJSON_AddItemToObject(o, "source_memory_ids", strings_json(u->source_ids, u->nsources));
@@ -289,16 +321,15 @@ static void on_history(void *udata, int err, const eg_memory_t *m, const eg_memo
 {
     eg_req_t *req = udata;
 
-    (void)m;
     (void)sources;
     (void)nsources;
     if (err) {
         unit_fail(req, err);
         return;
     }
-    /* Only observations have a history (the changes consolidation made to them), and none is
-     * recorded yet; a fact's history is always empty. */
-    eg__hs_send(req, 200, cJSON_CreateArray());
+    /* Only observations have a history (the changes consolidation made to them); a fact's is
+     * always empty. */
+    eg__hs_send(req, 200, history_json(m->unit));
 }
 
 static void h_history(eg_req_t *req)
