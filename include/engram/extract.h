@@ -70,6 +70,7 @@ typedef struct eg_extract_input_s {
      * every fact itself, so an extractor need not return them. */
     const char *const *entities;
     size_t nentities;
+    const cJSON *metadata; /* the item's metadata (an object of strings), or NULL */
 } eg_extract_input_t;
 
 /* One extracted fact. */
@@ -169,7 +170,8 @@ eg_extractor_t *eg_extract_llm_new(struct eg_llm_s *llm);
 char *eg_extract_llm_system_prompt(eg_arena_t *a, const eg_extract_config_t *cfg);
 
 /* The user message for one chunk: position, Event Date ("Monday, June 10, 2024 (ISO)" or
- * "Unknown"), context ("none" when empty), the item's entity names, then the text (in a). */
+ * "Unknown"), context ("none" when empty), the item's metadata ("  key: value" lines) and
+ * entity names, then the text (in a). */
 char *eg_extract_llm_user_message(eg_arena_t *a, const eg_extract_input_t *in);
 
 /* The JSON Schema (text, in a) of the answer for cfg: {facts: [fact]}, where a fact has what,

@@ -201,6 +201,15 @@ char *eg_extract_llm_user_message(eg_arena_t *a, const eg_extract_input_t *in)
     else
         event_date(&b, in->timestamp);
     eg_buf_printf(&b, "\nContext: %s", in->context && in->context[0] ? in->context : "none");
+    if (cJSON_IsObject(in->metadata) && in->metadata->child) {
+        const cJSON *m;
+        eg_buf_puts(&b, "\nMetadata:");
+        cJSON_ArrayForEach(m, in->metadata)
+        {
+            if (cJSON_IsString(m))
+                eg_buf_printf(&b, "\n  %s: %s", m->string, m->valuestring);
+        }
+    }
     if (in->nentities > 0) {
         eg_buf_puts(&b, "\nKnown entities:");
         for (size_t i = 0; i < in->nentities; i++)

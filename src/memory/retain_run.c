@@ -435,6 +435,7 @@ static void start_extract(eg__run_t *r)
             .cfg = &r->xcfg,
             .entities = given,
             .nentities = it->it.nentities,
+            .metadata = it->it.metadata,
         };
         r->in_call = true;
         r->called_back = false;

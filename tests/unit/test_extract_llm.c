@@ -123,7 +123,14 @@ Test(extract_llm, user_message)
     in.context = "a chat with Alice";
     in.entities = ents;
     in.nentities = 2;
+    cJSON *meta = cJSON_Parse("{\"source\":\"slack\",\"n\":3,\"channel\":\"#family\"}");
+    in.metadata = meta;
     char *m = eg_extract_llm_user_message(&A, &in);
+    cr_assert(strstr(m, "Context: a chat with Alice\nMetadata:\n  source: slack\n  channel: "
+                        "#family\nKnown entities:"),
+              "%s", m);
+    cJSON_Delete(meta);
+    in.metadata = NULL;
     cr_assert(strstr(m, "Chunk: 2/3\n"), "%s", m);
     cr_assert(strstr(m, "Event Date: Monday, June 10, 2024 (2024-06-10T09:30:00+00:00)\n"), "%s",
               m);
