@@ -55,6 +55,11 @@ typedef void (*eg__cons_flag_fn)(void *udata, int err, bool all);
 int eg__cons_run_all(const char *ws_id, const char *bank_id, const char *op_id, eg__cons_flag_fn cb,
                      void *udata);
 
+/* Small shared helpers (consolidate.c): a valid workspace and bank id; strcmp for qsort of
+ * string pointers. */
+bool eg__cons_bank_ok(const char *ws_id, const char *bank_id);
+int eg__cons_cmp_str(const void *a, const void *b);
+
 /* The worker (consolidate_run.c). */
 int eg__cons_worker_start(void);
 void eg__cons_worker_stop(void (*done)(void *), void *udata);
@@ -109,6 +114,9 @@ void eg__cons_mark_facts(eg__cons_run_t *r, int64_t now_us, const eg_mem_unit_t 
 
 /* The embedder observations are embedded with (retain's). */
 struct eg_embedder_s *eg__cons_embedder(void);
+
+/* The builtin path of one batch (consolidate_builtin.c); ends with eg__cons_batch_done. */
+void eg__cons_builtin_batch(eg__cons_run_t *r);
 
 /* The LLM path of one batch (consolidate_llm.c): every scope group of the batch through the model,
  * then one apply; ends with eg__cons_batch_done. Model errors mark the facts' error. */
