@@ -114,6 +114,9 @@ typedef struct eg_recall_req_s {
     bool chunks; /* include.chunks (default off) */
     size_t chunks_max_tokens;
     bool trace;
+    /* prefer_observations: a fact that is a source of an observation among the results is
+     * dropped from them (after the token fill; observations say it already). */
+    bool prefer_observations;
     bool graph, temporal; /* the bank's enable_graph_retrieval / enable_temporal_retrieval */
     /* The query's embedding (query_dim floats, L2-normalised) from the bank's embedder, or NULL:
      * the builtin embedding is computed inline. A dimension other than the index's is refused. */

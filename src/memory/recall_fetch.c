@@ -81,6 +81,27 @@ static void op_free(recall_op_t *op)
     free(op);
 }
 
+/* prefer_observations: drop the facts that are sources of an observation among items[0..n),
+ * keeping the order; returns the new count. */
+static size_t prefer_observations(eg_recall_item_t *items, size_t n)
+{
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        bool covered = false;
+
+        for (size_t k = 0; !covered && items[i].unit->type != EG_FACT_OBSERVATION && k < n; k++) {
+            const eg_mem_unit_t *o = items[k].unit;
+
+            for (size_t s = 0; !covered && o->type == EG_FACT_OBSERVATION && s < o->nsources; s++)
+                covered = strcmp(o->source_ids[s], items[i].unit->id) == 0;
+        }
+        if (!covered)
+            items[m++] = items[i];
+    }
+    return m;
+}
+
 static void finish(recall_op_t *op, int err)
 {
     eg_recall_result_t res;
@@ -109,6 +130,8 @@ static void finish(recall_op_t *op, int err)
         it->rank_score = c->rank_score;
         res.n++;
     }
+    if (op->req.prefer_observations)
+        res.n = prefer_observations(res.items, res.n);
     if (op->req.entities) {
         res.entities =
             op->nents ? eg_arena_calloc(a, op->nents * sizeof(eg_recall_entity_t)) : NULL;

@@ -103,6 +103,17 @@ test('builtin: repeats become an observation after retain; stats and state filte
     assert.equal(d.source_memories.length, 2);
     assert.deepEqual(ok(await a('GET', `${bank(id)}/memories/${o.id}/history`)), []);
 
+    // prefer_observations: the observation's sources give way to it; without, they are there.
+    const q = { query: 'Alice green tea morning', types: ['world', 'observation'] };
+    const plain = ok(await a('POST', `${bank(id)}/memories/recall`, q)).results;
+    assert.ok(plain.some((r) => r.id === o.id), JSON.stringify(plain));
+    assert.ok(plain.some((r) => teaIds.includes(r.id)), JSON.stringify(plain));
+    const pref = ok(await a('POST', `${bank(id)}/memories/recall`, { ...q, prefer_observations: true })).results;
+    assert.ok(pref.some((r) => r.id === o.id), JSON.stringify(pref));
+    assert.ok(!pref.some((r) => teaIds.includes(r.id)), JSON.stringify(pref));
+    assert.ok(pref.some((r) => r.type === 'world'), 'facts that no observation holds stay');
+    assert.deepEqual(pref.find((r) => r.id === o.id).source_fact_ids.sort(), teaIds);
+
     // A later repeat joins it: proof 3, one history entry.
     await retain(a, id, 'Alice drinks green tea every morning.', ['user:1']);
     await settled(a, id);

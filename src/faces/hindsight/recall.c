@@ -242,11 +242,7 @@ static bool parse(recall_ctx_t *c, const cJSON *body)
     if (eg__hs_opt_int(body, "max_tokens", NULL, 0, 100000000, &n, errs))
         r->max_tokens = (size_t)n;
     eg__hs_opt_bool(body, "trace", NULL, &r->trace, errs);
-    {
-        bool prefer = false; /* observations arrive with consolidation; nothing to prefer yet */
-
-        eg__hs_opt_bool(body, "prefer_observations", NULL, &prefer, errs);
-    }
+    eg__hs_opt_bool(body, "prefer_observations", NULL, &r->prefer_observations, errs);
     v = cJSON_GetObjectItemCaseSensitive(body, "query_timestamp");
     if (v != NULL && !cJSON_IsNull(v))
         iso_field(v, loc2("query_timestamp", NULL), &r->query_timestamp, errs);
