@@ -107,7 +107,8 @@ test('retain stores the model\'s facts: text, dates, entities, types, caused_by;
     const id = uniqueName('rllm');
     let r = await a('PUT', bank(id), {});
     assert.equal(r.status, 200, r.body);
-    r = await a('PATCH', `${bank(id)}/config`, { updates: { retain_mission: MISSION } });
+    // (no consolidation: its model calls and observations are not this test's subject)
+    r = await a('PATCH', `${bank(id)}/config`, { updates: { retain_mission: MISSION, enable_observations: false } });
     assert.equal(r.status, 200, r.body);
 
     r = await a('POST', `${bank(id)}/memories`, {
