@@ -18,6 +18,7 @@
 #include "engram/log.h"
 #include "engram/mental_models.h"
 #include "engram/mindex.h"
+#include "engram/reflect.h"
 #include "engram/retain.h"
 #include "engram/store.h"
 #include "engram/tenancy.h"
@@ -70,13 +71,21 @@ static void on_retain_stopped(void *udata)
     eg_consolidate_stop(on_consolidation_stopped, app);
 }
 
-static void on_drained(void *udata)
+static void on_reflect_stopped(void *udata)
 {
     app_t *app = udata;
 
     /* Running retain jobs finish (or are left to be taken over) before Redis closes. */
-    eg_log_info("all connections closed; stopping the retain worker");
+    eg_log_info("mental-model refresh worker stopped; stopping the retain worker");
     eg_retain_stop(on_retain_stopped, app);
+}
+
+static void on_drained(void *udata)
+{
+    app_t *app = udata;
+
+    eg_log_info("all connections closed; stopping the mental-model refresh worker");
+    eg_reflect_stop(on_reflect_stopped, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -174,6 +183,8 @@ static int serve(int argc, char **argv, int first)
     if (eg_webhooks_start(app.loop) != 0)
         return 2;
     if (eg_retain_start(app.loop) != 0)
+        return 2;
+    if (eg_reflect_start() != 0)
         return 2;
     if (eg_consolidate_start(app.loop) != 0)
         return 2;

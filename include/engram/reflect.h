@@ -201,7 +201,8 @@ char *eg_reflect_unified_diff(eg_arena_t *a, const char *from, const char *to);
 
 /* Start the "mm_refresh" queue's worker (engram/mental_models.h, "Refresh seam"): each job
  * refreshes its model and completes or fails its operation. ENGRAM_MM_REFRESH_CONCURRENCY (1..16,
- * default 2) refreshes at a time. 0 or EG_EINVAL. */
+ * default 2) refreshes at a time; ENGRAM_MM_REFRESH_VISIBILITY (default 60s) before a crashed
+ * process's job is taken over. 0 or EG_EINVAL. */
 int eg_reflect_start(void);
 
 /* Stop the worker (running refreshes finish or are left to be taken over), then done(udata). */

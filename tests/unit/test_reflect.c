@@ -423,3 +423,16 @@ Test(reflect, structured_prompt_carries_answer_and_schema)
     cr_assert(strstr(s, "Alice is an SRE."));
     cr_assert(strstr(s, "\"role\""));
 }
+
+/* ---- the dry run's diff --------------------------------------------------------------------- */
+
+Test(reflect, unified_diff_of_two_contents)
+{
+    cr_assert_str_eq(eg_reflect_unified_diff(&A, "same\ntext", "same\ntext"), "");
+    cr_assert_str_eq(eg_reflect_unified_diff(&A, "a\nb\nc", "a\nB\nc\nd"),
+                     "--- current\n+++ preview\n@@ -1,3 +1,4 @@\n a\n-b\n+B\n c\n+d\n");
+    cr_assert_str_eq(eg_reflect_unified_diff(&A, "", "new"),
+                     "--- current\n+++ preview\n@@ -0,0 +1,1 @@\n+new\n");
+    cr_assert_str_eq(eg_reflect_unified_diff(&A, "old\n", ""),
+                     "--- current\n+++ preview\n@@ -1,1 +0,0 @@\n-old\n");
+}

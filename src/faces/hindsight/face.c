@@ -659,6 +659,8 @@ int eg_face_hindsight_mount(eg_router_t *r, const eg_config_t *cfg)
     if (rc == 0)
         rc = eg__hs_recall_mount(r);
     if (rc == 0)
+        rc = eg__hs_reflect_mount(r);
+    if (rc == 0)
         rc = eg__hs_observations_mount(r);
     if (rc == 0)
         rc = eg__hs_directives_mount(r);

@@ -10,6 +10,7 @@
 
 #include "engram/bank.h"
 #include "engram/http.h"
+#include "engram/recall.h"
 
 #define EG_HS_API_VERSION "0.9.1"
 
@@ -51,6 +52,14 @@ int eg__hs_retain_mount(eg_router_t *r);
 /* Consolidation and observation routes (observations.c). */
 int eg__hs_observations_mount(eg_router_t *r);
 int eg__hs_recall_mount(eg_router_t *r);
+
+/* Reflect (reflect.c): POST B/reflect and POST B/mental-models/{id}/dry-run-refresh. */
+int eg__hs_reflect_mount(eg_router_t *r);
+
+/* Parse body.tag_groups (absent or null: *n stays 0) into the request arena, as recall does; 0,
+ * or EG_EINVAL after adding a validation error to errs. */
+int eg__hs_tag_groups(eg_req_t *req, const cJSON *body, const eg_tag_group_t **out, size_t *n,
+                      cJSON *errs);
 
 /* Drop null-valued object members recursively, except members named in keep (NULL-terminated,
  * may be NULL): fields the spec marks required and nullable. */

@@ -165,6 +165,35 @@ static bool tag_group(eg_req_t *req, const cJSON *v, int depth, eg_tag_group_t *
     return true;
 }
 
+int eg__hs_tag_groups(eg_req_t *req, const cJSON *body, const eg_tag_group_t **out, size_t *n,
+                      cJSON *errs)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "tag_groups"), *e;
+    const char *why = NULL;
+    eg_tag_group_t *g;
+    size_t ng, i = 0;
+
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsArray(v)) {
+        eg__hs_verr(errs, "body", "tag_groups", NULL, "list_type", "Input should be a valid list",
+                    v, NULL);
+        return EG_EINVAL;
+    }
+    ng = (size_t)cJSON_GetArraySize(v);
+    g = eg_arena_alloc(&req->arena, (ng + 1) * sizeof(*g));
+    cJSON_ArrayForEach(e, v)
+    {
+        if (!tag_group(req, e, 1, &g[i++], &why)) {
+            eg__hs_verr(errs, "body", "tag_groups", NULL, "value_error", why, e, NULL);
+            return EG_EINVAL;
+        }
+    }
+    *out = g;
+    *n = ng;
+    return 0;
+}
+
 /* min_scores.<name>: a number or null. */
 static void min_score(const cJSON *ms, const char *name, float *out, cJSON *errs)
 {
