@@ -27,7 +27,10 @@
     "  redis.call('LPUSH', hk, '{\"previous_content\":' .. cjson.encode(old[1]) ..\n"              \
     "    ',\"previous_refreshed_at\":' .. lr .. ',\"changed_at\":' .. now .. '}')\n"               \
     "  redis.call('LTRIM', hk, 0, cap - 1)\n"                                                      \
-    "end\n"                                                                                        \
+    "end\n" LUA_LAST_WRITE
+
+/* Lua: the bank's last_write_at (ms, "0" when never), from which reads compute is_stale. */
+#define LUA_LAST_WRITE                                                                             \
     "local function last_write(bank)\n"                                                            \
     "  return redis.call('HGET', bank, 'last_write_at') or '0'\n"                                  \
     "end\n"
@@ -36,7 +39,7 @@
  * {last_write_at, {records}}; index entries without a record are skipped. */
 static eg_script_t s_read = {
     .name = "mm_read",
-    .source = LUA_PUSH_HISTORY
+    .source = LUA_LAST_WRITE
     "local ids = ARGV[2] and {ARGV[2]} or redis.call('ZREVRANGE', KEYS[2], 0, -1)\n"
     "local out = {}\n"
     "for i = 1, #ids do\n"
@@ -51,25 +54,25 @@ static eg_script_t s_read = {
 static eg_script_t s_patch = {
     .name = "mm_patch",
     .source =
-        LUA_PUSH_HISTORY "local k = ARGV[1] .. ARGV[3]\n"
-                         "if redis.call('EXISTS', k) == 0 then return "
-                         "redis.error_reply('EG_NOTFOUND mental model') end\n"
-                         "for i = 5, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end\n"
-                         "redis.call('HSET', k, 'updated_at', ARGV[4])\n"
-                         "return {last_write(KEYS[1]), redis.call('HGETALL', k)}\n",
+        LUA_LAST_WRITE "local k = ARGV[1] .. ARGV[3]\n"
+                       "if redis.call('EXISTS', k) == 0 then return "
+                       "redis.error_reply('EG_NOTFOUND mental model') end\n"
+                       "for i = 5, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end\n"
+                       "redis.call('HSET', k, 'updated_at', ARGV[4])\n"
+                       "return {last_write(KEYS[1]), redis.call('HGETALL', k)}\n",
 };
 
 /* KEYS[1] bank, KEYS[2] index; ARGV prefix, history prefix, id. Returns {last_write_at, record
  * as it was}. */
 static eg_script_t s_delete = {
     .name = "mm_delete",
-    .source = LUA_PUSH_HISTORY
-    "local k = ARGV[1] .. ARGV[3]\n"
-    "local r = redis.call('HGETALL', k)\n"
-    "if #r == 0 then return redis.error_reply('EG_NOTFOUND mental model') end\n"
-    "redis.call('DEL', k, ARGV[2] .. ARGV[3])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[3])\n"
-    "return {last_write(KEYS[1]), r}\n",
+    .source =
+        LUA_LAST_WRITE "local k = ARGV[1] .. ARGV[3]\n"
+                       "local r = redis.call('HGETALL', k)\n"
+                       "if #r == 0 then return redis.error_reply('EG_NOTFOUND mental model') end\n"
+                       "redis.call('DEL', k, ARGV[2] .. ARGV[3])\n"
+                       "redis.call('ZREM', KEYS[2], ARGV[3])\n"
+                       "return {last_write(KEYS[1]), r}\n",
 };
 
 /* KEYS[1] bank, KEYS[2] index; ARGV prefix, history prefix, id, now (µs), history cap, content,

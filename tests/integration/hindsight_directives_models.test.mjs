@@ -6,7 +6,7 @@
 // inputs, unknown ids and another workspace's bank are checked on every route.
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { workspaceWithKey, uniqueName, supervisedEngram, redisCommand, sharedRedisUrl } from './harness.mjs';
+import { workspaceWithKey, uniqueName, supervisedEngram, redisCommand, sharedRedisUrl, waitFor } from './harness.mjs';
 import { P, bank, caller, ISO, UUID } from './hindsight_http.mjs';
 
 const srv = supervisedEngram({ before, after, beforeEach, afterEach });
@@ -144,6 +144,13 @@ test('directives: bad input', async () => {
 async function opOf(id, opId) {
     return ok(await a('GET', `${bank(id)}/operations/${opId}`));
 }
+// The refresh runs on reflect's worker: wait until the operation is final.
+async function settled(id, opId) {
+    let op;
+    await waitFor(async () => ['completed', 'failed', 'cancelled'].includes((op = await opOf(id, opId)).status),
+        { timeoutMs: 20000, what: `operation ${opId} final` });
+    return op;
+}
 
 test('mental models: create queues a refresh, get, detail levels, list', async () => {
     const id = uniqueName('mm_bank');
@@ -160,25 +167,31 @@ test('mental models: create queues a refresh, get, detail levels, list', async (
     const ops = ok(await a('GET', `${bank(id)}/operations?type=refresh_mental_model`));
     assert.equal(ops.operations[0].mental_model_id, 'team-communication');
 
+    const before = ok(await a('GET', `${bank(id)}/mental-models/team-communication`));
+    const done = await settled(id, c.operation_id);
     const m = ok(await a('GET', `${bank(id)}/mental-models/team-communication`));
     assert.equal(m.id, 'team-communication');
     assert.equal(m.bank_id, id);
     assert.equal(m.name, 'Team communication');
     assert.equal(m.source_query, 'How does the team prefer to communicate?');
-    assert.equal(m.content, '');
+    assert.equal(typeof m.content, 'string');
     assert.deepEqual(m.tags, ['team']);
     assert.equal(m.max_tokens, 2048);
     assert.deepEqual(m.trigger, { mode: 'delta', refresh_after_consolidation: true, exclude_mental_models: false, keep_trace: false });
     assert.match(m.created_at, ISO);
     assert.equal(m.is_stale, false);
-    assert.ok(!('last_refreshed_at' in m), 'never refreshed: null dropped');
-    assert.ok(!('reflect_response' in m));
+    assert.equal(before.created_at, m.created_at);
+    if (done.status === 'completed') {
+        assert.match(m.last_refreshed_at, ISO, 'a finished refresh stamps last_refreshed_at');
+    } else {
+        assert.ok(!('last_refreshed_at' in m), 'never refreshed: null dropped');
+    }
 
     const meta = ok(await a('GET', `${bank(id)}/mental-models/team-communication?detail=metadata`));
     assert.ok(!('content' in meta) && !('source_query' in meta) && !('trigger' in meta));
     assert.equal(meta.name, 'Team communication');
     const content = ok(await a('GET', `${bank(id)}/mental-models/team-communication?detail=content`));
-    assert.equal(content.content, '');
+    assert.equal(typeof content.content, 'string');
     assert.equal(content.max_tokens, 2048);
     validation(await a('GET', `${bank(id)}/mental-models/team-communication?detail=everything`));
 
@@ -212,7 +225,8 @@ test('mental models: create queues a refresh, get, detail levels, list', async (
 
 test('mental models: PATCH, refresh, clear, history, DELETE', async () => {
     const id = uniqueName('mm_edit');
-    ok(await a('POST', `${bank(id)}/mental-models`, { id: 'm1', name: 'M1', source_query: 'q1' }));
+    const c = ok(await a('POST', `${bank(id)}/mental-models`, { id: 'm1', name: 'M1', source_query: 'q1' }));
+    await settled(id, c.operation_id);
     const p = ok(await a('PATCH', `${bank(id)}/mental-models/m1`, { name: 'Uno', max_tokens: 4096, tags: ['x'], trigger: { keep_trace: true } }));
     assert.equal(p.name, 'Uno');
     assert.equal(p.source_query, 'q1');
@@ -226,8 +240,10 @@ test('mental models: PATCH, refresh, clear, history, DELETE', async () => {
     assert.match(rf.operation_id, UUID);
     assert.equal(rf.status, 'queued');
     assert.equal((await opOf(id, rf.operation_id)).operation_type, 'refresh_mental_model');
+    await settled(id, rf.operation_id);
 
-    assert.deepEqual(ok(await a('GET', `${bank(id)}/mental-models/m1/history`)), []);
+    const h0 = ok(await a('GET', `${bank(id)}/mental-models/m1/history`));
+    assert.ok(Array.isArray(h0));
     // Content as a refresh would have written it (the refresh worker is reflect's), then a clear.
     const port = Number(new URL(await sharedRedisUrl()).port);
     assert.equal(await redisCommand(port, `HSET "eg:{b:${A.ws.id}/${id}}:mm:m1" content "old text"`), ':0');
@@ -236,7 +252,7 @@ test('mental models: PATCH, refresh, clear, history, DELETE', async () => {
     assert.equal(cl.content, '');
     assert.equal(cl.id, 'm1');
     const h = ok(await a('GET', `${bank(id)}/mental-models/m1/history`));
-    assert.equal(h.length, 1);
+    assert.equal(h.length, h0.length + 1);
     assert.equal(h[0].previous_content, 'old text');
     assert.match(h[0].changed_at, ISO);
 
