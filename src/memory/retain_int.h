@@ -100,8 +100,11 @@ struct eg__run_s {
 
     eg__rfact_t *facts;
     size_t nfacts, cap_facts;
-    size_t xdoc, xchunk; /* extraction cursor */
-    bool in_call;        /* a provider call has not returned yet (synchronous completion) */
+    size_t xdoc, xchunk;         /* the chunk being consumed (or extracted, on the thread pool) */
+    struct eg__rxcall_s *xcalls; /* one per chunk, in order (retain_run.c) */
+    size_t nxcalls, xissued, xconsumed, xoutstanding;
+    bool xpumping, xagain; /* re-entry guard of the extraction loop */
+    bool in_call;          /* a provider call has not returned yet (synchronous completion) */
     bool called_back;
     int cb_err;
 
@@ -155,6 +158,9 @@ void eg__retain_union(const char **out, size_t *n, const char *const *v, size_t 
 
 /* The write step: every document in order, then the event, then the end (retain_write.c). */
 void eg__retain_write(eg__run_t *r);
+
+/* Extraction calls in flight at once per run. */
+#define EG__RETAIN_EXTRACT_WINDOW 16
 
 /* CPU budget of one index slice: the index is only valid inside an acquire callback, so the
  * step runs in slices of about this long, each in its own acquire, to keep the loop responsive. */

@@ -378,82 +378,128 @@ static void consume(eg__run_t *r, const eg_extract_result_t *res)
 
 static void after_extract(eg__run_t *r);
 
+/* One extraction call of the run: chunk `chunk` of document `doc`, and its result until it is
+ * consumed (results are consumed in chunk order, whatever order they arrive in). */
+struct eg__rxcall_s {
+    eg__run_t *r;
+    size_t doc, chunk;
+    int state; /* X_PENDING, X_DONE, X_FAILED */
+    eg_extract_input_t in;
+    eg_extract_result_t res;
+};
+
+enum { X_PENDING = 0, X_DONE, X_FAILED };
+
+static void pump_extract(eg__run_t *r);
+
 static void on_extracted(eg_extractor_t *x, int status, const eg_extract_result_t *res, void *udata)
 {
-    eg__run_t *r = udata;
+    struct eg__rxcall_s *c = udata;
+    eg__run_t *r = c->r;
 
     (void)x;
-    r->called_back = true;
+    r->xoutstanding--;
     if (status != 0) {
         /* Nothing of the batch is written: extraction precedes every store write. */
-        r->cb_err = status;
-        if (res && res->error)
-            r->errmsg = eg_arena_strdup(&r->arena, res->error);
+        c->state = X_FAILED;
+        if (r->cb_err == 0) {
+            r->cb_err = status;
+            if (res && res->error)
+                r->errmsg = eg_arena_strdup(&r->arena, res->error);
+        }
         if (res)
             eg_usage_add(&r->usage, &res->usage);
     } else {
-        consume(r, res);
-        r->xchunk++;
+        c->state = X_DONE;
+        c->res = *res;
     }
-    if (!r->in_call) {
-        if (r->cb_err)
-            eg__retain_finish(r, r->cb_err);
-        else
-            start_extract(r);
-    }
+    pump_extract(r);
 }
 
-/* Extract chunk after chunk, in item order (items are grouped by document, so the order is the
+/* Start the call of r->xcalls[i]. */
+static int issue(eg__run_t *r, size_t i)
+{
+    struct eg__rxcall_s *c = &r->xcalls[i];
+    eg__rdoc_t *doc = &r->docs[c->doc];
+    eg__ritem_t *it = &r->items[doc->chunk_item[c->chunk]];
+    const char **given = eg_arena_alloc(&r->arena, (it->it.nentities + 1) * sizeof(*given));
+
+    for (size_t k = 0; k < it->it.nentities; k++)
+        given[k] = it->it.entities[k].text;
+    c->r = r;
+    c->in = (eg_extract_input_t){
+        .text = doc->chunks[c->chunk],
+        .len = strlen(doc->chunks[c->chunk]),
+        .chunk_index = c->chunk,
+        .nchunks = doc->nchunks,
+        .context = it->it.context,
+        .timestamp = it->ts,
+        .cfg = &r->xcfg,
+        .entities = given,
+        .nentities = it->it.nentities,
+        .metadata = it->it.metadata,
+    };
+    r->xoutstanding++;
+    int rc = eg_extract_run(eg__retain_extractor(), &r->arena, &c->in, on_extracted, c);
+    if (rc != 0)
+        r->xoutstanding--;
+    return rc;
+}
+
+/* Keep up to EG__RETAIN_EXTRACT_WINDOW calls in flight (a model extracts chunks in parallel, as
+ * Hindsight does; the provider caps its own concurrency), consume finished results in chunk
+ * order (so fact indexes and causal targets are those of a sequential run), and move on once
+ * every chunk is consumed — or, after a failure, once no call is left in flight. Providers that
+ * answer synchronously re-enter here; the flag turns that into another turn of this loop. */
+static void pump_extract(eg__run_t *r)
+{
+    if (r->xpumping) {
+        r->xagain = true;
+        return;
+    }
+    r->xpumping = true;
+    do {
+        r->xagain = false;
+        while (r->cb_err == 0 && r->xconsumed < r->nxcalls &&
+               r->xcalls[r->xconsumed].state == X_DONE) {
+            struct eg__rxcall_s *c = &r->xcalls[r->xconsumed++];
+            r->xdoc = c->doc;
+            r->xchunk = c->chunk;
+            consume(r, &c->res);
+        }
+        while (r->cb_err == 0 && r->xissued < r->nxcalls &&
+               r->xoutstanding < EG__RETAIN_EXTRACT_WINDOW) {
+            int rc = issue(r, r->xissued++);
+            if (rc != 0)
+                r->cb_err = rc;
+        }
+    } while (r->xagain);
+    r->xpumping = false;
+    if (r->xoutstanding > 0)
+        return; /* a later on_extracted continues */
+    if (r->cb_err != 0)
+        eg__retain_finish(r, r->cb_err);
+    else if (r->xconsumed == r->nxcalls)
+        after_extract(r);
+}
+
+/* Extract every chunk, in item order (items are grouped by document, so the order is the
  * documents' chunks by the position of their items). */
 static void start_extract(eg__run_t *r)
 {
-    if (r->step != S_EXTRACT) {
-        r->step = S_EXTRACT;
-        chunk_documents(r);
-        r->xdoc = 0;
-        r->xchunk = 0;
-    }
-    for (;;) {
-        while (r->xdoc < r->ndocs && r->xchunk >= r->docs[r->xdoc].nchunks) {
-            r->xdoc++;
-            r->xchunk = 0;
+    size_t n = 0;
+
+    r->step = S_EXTRACT;
+    chunk_documents(r);
+    for (size_t d = 0; d < r->ndocs; d++)
+        n += r->docs[d].nchunks;
+    r->xcalls = eg_arena_calloc(&r->arena, (n + 1) * sizeof(*r->xcalls));
+    for (size_t d = 0; d < r->ndocs; d++)
+        for (size_t k = 0; k < r->docs[d].nchunks; k++) {
+            r->xcalls[r->nxcalls].doc = d;
+            r->xcalls[r->nxcalls++].chunk = k;
         }
-        if (r->xdoc >= r->ndocs)
-            break;
-        eg__rdoc_t *doc = &r->docs[r->xdoc];
-        eg__ritem_t *it = &r->items[doc->chunk_item[r->xchunk]];
-        const char **given = eg_arena_alloc(&r->arena, (it->it.nentities + 1) * sizeof(*given));
-        for (size_t k = 0; k < it->it.nentities; k++)
-            given[k] = it->it.entities[k].text;
-        eg_extract_input_t in = {
-            .text = doc->chunks[r->xchunk],
-            .len = strlen(doc->chunks[r->xchunk]),
-            .chunk_index = r->xchunk,
-            .nchunks = doc->nchunks,
-            .context = it->it.context,
-            .timestamp = it->ts,
-            .cfg = &r->xcfg,
-            .entities = given,
-            .nentities = it->it.nentities,
-            .metadata = it->it.metadata,
-        };
-        r->in_call = true;
-        r->called_back = false;
-        r->cb_err = 0;
-        int rc = eg_extract_run(eg__retain_extractor(), &r->arena, &in, on_extracted, r);
-        r->in_call = false;
-        if (rc != 0) {
-            eg__retain_finish(r, rc);
-            return;
-        }
-        if (!r->called_back)
-            return; /* on_extracted continues */
-        if (r->cb_err) {
-            eg__retain_finish(r, r->cb_err);
-            return;
-        }
-    }
-    after_extract(r);
+    pump_extract(r);
 }
 
 /* Ids, times and order: fact g of the batch is 0.01 s after fact g - 1 (mentioned_at and, when

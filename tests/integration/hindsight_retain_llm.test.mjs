@@ -46,6 +46,14 @@ const factsAnswer = {
     ],
 };
 
+// A minimal valid fact for the schema.
+function fact(what, extra = {}) {
+    return {
+        what, when: 'N/A', where: 'N/A', who: 'Erin', why: 'N/A', fact_kind: 'conversation',
+        occurred_start: null, occurred_end: null, fact_type: 'world', entities: ['Erin'], ...extra,
+    };
+}
+
 before(async () => {
     llm = await startMockLlm({
         rules: [
@@ -64,6 +72,19 @@ before(async () => {
                 },
             },
             { match: { schema_name: 'facts', last_user: 'LLMTEST-FAIL' }, reply: { status: 500 } },
+            // three chunks answered out of order: the first slowest
+            { match: { schema_name: 'facts', last_user_regex: 'Chunk: 1/3[\\s\\S]*LLMTEST-PAR one' }, reply: { delay_ms: 700, json: { facts: [fact('Erin started a new job at Initech')] } } },
+            {
+                match: { schema_name: 'facts', last_user_regex: 'Chunk: 2/3[\\s\\S]*LLMTEST-PAR two' },
+                reply: {
+                    delay_ms: 50,
+                    json: {
+                        facts: [fact('Erin needed a way to commute'),
+                            fact('Erin bought a red bicycle', { causal_relations: [{ target_index: 0, relation_type: 'caused_by' }] })],
+                    },
+                },
+            },
+            { match: { schema_name: 'facts', last_user_regex: 'Chunk: 3/3[\\s\\S]*LLMTEST-PAR three' }, reply: { delay_ms: 300, json: { facts: [fact('Erin rides the bicycle to work')] } } },
         ],
     });
     const env = {
@@ -177,6 +198,37 @@ test('retain stores the model\'s facts: text, dates, entities, types, caused_by;
     assert.deepEqual([causal[0].from, causal[0].to].sort(), [lost.id, moved.id].sort());
 });
 
+test('the chunks of an item are extracted in parallel and their facts kept in chunk order', async () => {
+    const id = uniqueName('rllm-par');
+    let r = await a('PUT', bank(id), {});
+    r = await a('PATCH', `${bank(id)}/config`, { updates: { retain_chunk_size: 60, enable_observations: false } });
+    assert.equal(r.status, 200, r.body);
+    r = await a('POST', `${bank(id)}/memories`, {
+        items: [{
+            content: 'LLMTEST-PAR one: Erin started a new job at Initech. LLMTEST-PAR two: Erin bought a red bicycle. LLMTEST-PAR three: Erin rides it to work daily.',
+            timestamp: '2024-06-10T09:30:00Z',
+        }],
+    });
+    assert.equal(r.status, 200, r.body);
+
+    const reqs = (await modelRequests('LLMTEST-PAR')).sort((x, y) => x.seq - y.seq);
+    assert.equal(reqs.length, 3, JSON.stringify(reqs.map((e) => e.body.messages.at(-1).content)));
+    // All three were sent before the slowest (700 ms) answered; one after another they would be
+    // at least 750 ms apart.
+    const spread = Date.parse(reqs[2].time) - Date.parse(reqs[0].time);
+    assert.ok(spread < 500, `requests spread over ${spread} ms`);
+
+    const list = await listAll(id);
+    assert.equal(list.total, 4, JSON.stringify(list));
+    const order = [...list.items].sort((x, y) => Date.parse(x.mentioned_at) - Date.parse(y.mentioned_at)).map((u) => u.text.split(' | ')[0]);
+    assert.deepEqual(order, ['Erin started a new job at Initech', 'Erin needed a way to commute', 'Erin bought a red bicycle', 'Erin rides the bicycle to work']);
+    const g = await a('GET', `${bank(id)}/graph`);
+    const byText = (t) => list.items.find((u) => u.text.startsWith(t)).id;
+    const causal = g.json.edges.filter((e) => e.type === 'caused_by');
+    assert.equal(causal.length, 1, JSON.stringify(g.json.edges));
+    assert.deepEqual([causal[0].from, causal[0].to].sort(), [byText('Erin needed'), byText('Erin bought')].sort());
+});
+
 test('dry-run-extract returns the model\'s facts and usage, applies body overrides, stores nothing', async () => {
     const id = uniqueName('rllm-dry');
     const r = await a('POST', `${bank(id)}/memories/dry-run-extract`, {
@@ -233,7 +285,9 @@ test('a model error fails a sync retain (500 with the reason) and an async one (
     const id = uniqueName('rllm-err');
     const item = { content: 'LLMTEST-FAIL Carol is allergic to peanuts.', timestamp: '2024-06-10T09:30:00Z', document_id: 'doc-fail' };
 
-    const r = await a('POST', `${bank(id)}/memories`, { items: [item] });
+    // an item whose extraction succeeds is not written either when another one's fails
+    const good = { content: 'LLMTEST-DRY Bob adopted a beagle.', document_id: 'doc-ok' };
+    const r = await a('POST', `${bank(id)}/memories`, { items: [good, item] });
     assert.equal(r.status, 500, r.body);
     assert.equal(typeof r.json.detail, 'string');
     assert.match(r.json.detail, /^fact extraction failed: /);
@@ -254,8 +308,10 @@ test('a model error fails a sync retain (500 with the reason) and an async one (
     const docs = await a('GET', `${bank(id)}/documents`);
     assert.equal(docs.status, 200, docs.body);
     assert.equal(docs.json.total, 0);
-    const doc = await a('GET', `${bank(id)}/documents/doc-fail`);
-    assert.equal(doc.status, 404, doc.body);
+    for (const d of ['doc-fail', 'doc-ok']) {
+        const doc = await a('GET', `${bank(id)}/documents/${d}`);
+        assert.equal(doc.status, 404, doc.body);
+    }
 });
 
 test('without a model, dry-run-extract uses the builtin extractor', async () => {
