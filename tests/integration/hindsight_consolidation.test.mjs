@@ -103,6 +103,15 @@ test('builtin: repeats become an observation after retain; stats and state filte
     assert.equal(d.source_memories.length, 2);
     assert.deepEqual(ok(await a('GET', `${bank(id)}/memories/${o.id}/history`)), []);
 
+    // The observation is about Alice: it is under her entity, in recall's entities section and in
+    // GET B/entities/{id}.
+    const alice = ok(await a('GET', `${bank(id)}/entities`)).items.find((e) => e.canonical_name === 'Alice');
+    assert.ok(alice, 'an Alice entity');
+    const ent = ok(await a('GET', `${bank(id)}/entities/${alice.id}`));
+    assert.deepEqual(ent.observations.map((x) => x.text), [o.text]);
+    const rec = ok(await a('POST', `${bank(id)}/memories/recall`, { query: 'What does Alice drink?' }));
+    assert.deepEqual(rec.entities.Alice.observations.map((x) => x.text), [o.text], JSON.stringify(rec.entities));
+
     // prefer_observations: the observation's sources give way to it; without, they are there.
     const q = { query: 'Alice green tea morning', types: ['world', 'observation'] };
     const plain = ok(await a('POST', `${bank(id)}/memories/recall`, q)).results;

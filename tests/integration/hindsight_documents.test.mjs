@@ -179,6 +179,7 @@ test('chunks of a document; a chunk by id alone (bank ids with "_" too)', async 
 async function asyncRetain(id) {
     const para = 'Maria plants tomatoes in the garden every spring and waters them at dawn. ';
     const items = [0, 1, 2].map((i) => ({ content: para.repeat(350), document_id: `big-${i}` }));
+    ok(await a('PUT', bank(id), { enable_observations: false })); // only retain operations here
     const r = ok(await a('POST', `${bank(id)}/memories`, { items, async: true }));
     assert.match(r.operation_id, UUID);
     await waitFor(async () => ok(await a('GET', `${bank(id)}/operations/${r.operation_id}`)).status === 'completed',

@@ -313,6 +313,43 @@ static const char *entity_not_found(eg_req_t *req)
     return eg_arena_printf(&req->arena, "Entity %s not found", eg_req_param(req, "entity_id"));
 }
 
+/* The observations about an entity (consolidation's, newest first, at most 50), added to the
+ * entity's JSON as [{text, mentioned_at?}] before it is sent. */
+static void on_entity_obs(void *udata, int err, const eg_memory_t *items, size_t n, size_t total)
+{
+    eg_req_t *req = udata;
+    cJSON *j = req->udata, *obs;
+
+    (void)total;
+    if (err) {
+        cJSON_Delete(j);
+        eg__hs_fail(req, err, "");
+        return;
+    }
+    obs = cJSON_AddArrayToObject(j, "observations");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "text", items[i].unit->text);
+        eg__hs_add_time_us(o, "mentioned_at", items[i].unit->mentioned_at);
+        cJSON_AddItemToArray(obs, o);
+    }
+    eg__hs_send(req, 200, j);
+}
+
+static void entity_observations(eg_req_t *req, cJSON *j, const char *entity_id)
+{
+    eg_memories_query_t q = {.types = 1u << EG_FACT_OBSERVATION,
+                             .entity_id = eg_arena_strdup(&req->arena, entity_id),
+                             .limit = 50};
+    int rc;
+
+    req->udata = j;
+    rc = eg_memories_list(req->auth.workspace_id, eg__hs_bank_id(req), &q, on_entity_obs, req);
+    if (rc)
+        on_entity_obs(req, rc, NULL, 0, 0);
+}
+
 static void on_entity(void *udata, int err, const eg_mem_entity_t *const *ents, size_t n)
 {
     eg_req_t *req = udata;
@@ -327,8 +364,7 @@ static void on_entity(void *udata, int err, const eg_mem_entity_t *const *ents, 
         return;
     }
     j = entity_json(ents[0]);
-    cJSON_AddItemToObject(j, "observations", cJSON_CreateArray());
-    eg__hs_send(req, 200, j);
+    entity_observations(req, j, ents[0]->id);
 }
 
 static void h_entity(eg_req_t *req)
