@@ -160,6 +160,8 @@ struct eg_llm_s; /* engram/llm.h */
  * item's timestamp as "Event Date" so relative dates resolve, its context and entity names).
  * Mode chunks makes no call (one world fact per chunk, as given); mode verbatim asks the model
  * for the chunk's metadata only (entities, dates, type) and keeps the chunk's text as the fact.
+ * An answer cut at the output limit (finish_reason "length") splits the chunk at a sentence end
+ * near its middle and extracts each half, down to three halvings (Hindsight's auto-split).
  * A failed call completes with EG_EUPSTREAM (EG_EUPTIMEOUT, EG_ECANCELED kept) and res->error
  * "fact extraction failed: <the provider's reason>". */
 eg_extractor_t *eg_extract_llm_new(struct eg_llm_s *llm);

@@ -249,12 +249,30 @@ int eg_extract_llm_parse(eg_arena_t *a, const eg_extract_input_t *in, const cJSO
 
 /* ---- the extractor --------------------------------------------------------------------------- */
 
+/* A chunk whose answer ran out of output tokens is split in two and each half extracted, as
+ * Hindsight does on OutputTooLongError, down to this many halvings and pieces of this size. */
+#define SPLIT_DEPTH_MAX 3
+#define SPLIT_MIN_BYTES 200
+
+typedef struct {
+    const char *text;
+    size_t len;
+    int depth;
+} piece_t;
+
+/* One extraction: the chunk's pieces, extracted in order (one call each), and their facts. */
 typedef struct {
     eg_extractor_t *x;
     eg_arena_t *a;
-    eg_extract_input_t in;
+    eg_extract_input_t in; /* the chunk; pieces[next] replaces its text for a call */
     eg_extract_cb cb;
     void *udata;
+    piece_t pieces[1 << SPLIT_DEPTH_MAX];
+    size_t npieces, next;
+    eg_extract_fact_t *facts;
+    size_t nfacts, cap;
+    eg_usage_t usage;
+    eg_extract_input_t cur; /* the input of the call in flight */
     eg_llm_msg_t msgs[2];
     eg_llm_req_t req;
 } call_t;
@@ -267,15 +285,104 @@ static int map_err(int err)
     return err == EG_EUPTIMEOUT || err == EG_ECANCELED ? err : EG_EUPSTREAM;
 }
 
-static void fail(call_t *c, int err, const char *why, const eg_usage_t *usage)
+/* Complete with an error and free c. */
+static void fail(call_t *c, int err, const char *why)
 {
     eg_extract_result_t res;
 
     memset(&res, 0, sizeof(res));
     res.error = eg_arena_printf(c->a, "fact extraction failed: %s", why);
-    if (usage)
-        res.usage = *usage;
+    res.usage = c->usage;
     c->cb(c->x, map_err(err), &res, c->udata);
+    free(c);
+}
+
+/* Append a piece's facts; their causal targets move by the facts already kept. */
+static void append(call_t *c, const eg_extract_result_t *r)
+{
+    if (c->nfacts + r->nfacts > c->cap) {
+        size_t cap = (c->nfacts + r->nfacts) * 2;
+        eg_extract_fact_t *v = eg_arena_alloc(c->a, cap * sizeof(*v));
+        if (c->nfacts)
+            memcpy(v, c->facts, c->nfacts * sizeof(*v));
+        c->facts = v;
+        c->cap = cap;
+    }
+    for (size_t i = 0; i < r->nfacts; i++) {
+        eg_extract_fact_t *f = &c->facts[c->nfacts + i];
+        *f = r->facts[i];
+        for (size_t k = 0; k < f->ncauses; k++)
+            f->causes[k] += c->nfacts;
+    }
+    c->nfacts += r->nfacts;
+}
+
+/* Split piece i in two at a sentence end near its middle (else at a character boundary there),
+ * as Hindsight's auto-split does; false when it is too small or too deep to split. */
+static bool split(call_t *c, size_t i)
+{
+    piece_t p = c->pieces[i];
+    static const char *const ends[] = {". ", "! ", "? ", "\n\n"};
+    size_t mid = p.len / 2, lo = mid - p.len / 5, hi = mid + p.len / 5, cut = 0;
+
+    if (p.depth >= SPLIT_DEPTH_MAX || p.len < 2 * SPLIT_MIN_BYTES ||
+        c->npieces >= sizeof(c->pieces) / sizeof(c->pieces[0]))
+        return false;
+    /* The last occurrence of the first kind of sentence end found within 20% of the middle. */
+    for (size_t e = 0; e < sizeof(ends) / sizeof(ends[0]) && cut == 0; e++) {
+        size_t el = strlen(ends[e]);
+        for (size_t k = hi - el + 1; k-- > lo;) {
+            if (memcmp(p.text + k, ends[e], el) == 0) {
+                cut = k + el;
+                break;
+            }
+        }
+    }
+    if (cut == 0) {
+        cut = mid;
+        while (cut > 0 && ((unsigned char)p.text[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    piece_t a = {p.text, cut, p.depth + 1}, b = {p.text + cut, p.len - cut, p.depth + 1};
+    while (a.len > 0 && (a.text[a.len - 1] == ' ' || a.text[a.len - 1] == '\n'))
+        a.len--;
+    while (b.len > 0 && (b.text[0] == ' ' || b.text[0] == '\n')) {
+        b.text++;
+        b.len--;
+    }
+    if (a.len == 0 || b.len == 0)
+        return false;
+    memmove(&c->pieces[i + 2], &c->pieces[i + 1], (c->npieces - i - 1) * sizeof(piece_t));
+    c->pieces[i] = a;
+    c->pieces[i + 1] = b;
+    c->npieces++;
+    return true;
+}
+
+static void on_chat(void *udata, int err, const eg_llm_resp_t *resp);
+
+/* Start the call of the next piece, or complete with every piece's facts. */
+static void next_piece(call_t *c)
+{
+    eg_llm_t *llm = c->x->impl;
+    eg_extract_result_t res;
+
+    if (c->next >= c->npieces) {
+        memset(&res, 0, sizeof(res));
+        res.facts = c->facts;
+        res.nfacts = c->nfacts;
+        res.usage = c->usage;
+        c->cb(c->x, 0, &res, c->udata);
+        free(c);
+        return;
+    }
+    c->cur = c->in;
+    c->cur.text = c->pieces[c->next].text;
+    c->cur.len = c->pieces[c->next].len;
+    c->msgs[1].content = eg_extract_llm_user_message(c->a, &c->cur);
+    int rc = llm->chat(llm, &c->req, on_chat, c, NULL);
+    if (rc != 0)
+        fail(c, rc, eg_strerror(rc)); /* accepted all the same: the extraction fails, with why */
 }
 
 static void on_chat(void *udata, int err, const eg_llm_resp_t *resp)
@@ -283,10 +390,16 @@ static void on_chat(void *udata, int err, const eg_llm_resp_t *resp)
     call_t *c = udata;
     eg_extract_result_t res;
 
+    if (resp)
+        eg_usage_add(&c->usage, &resp->usage);
     if (err != 0) {
-        fail(c, err, resp && resp->error && resp->error[0] ? resp->error : eg_strerror(err),
-             resp ? &resp->usage : NULL);
-        free(c);
+        /* Output cut at the token limit: the halves may fit. */
+        if (resp && resp->finish_reason && strcmp(resp->finish_reason, "length") == 0 &&
+            split(c, c->next)) {
+            next_piece(c);
+            return;
+        }
+        fail(c, err, resp && resp->error && resp->error[0] ? resp->error : eg_strerror(err));
         return;
     }
     cJSON *parsed = NULL;
@@ -295,15 +408,15 @@ static void on_chat(void *udata, int err, const eg_llm_resp_t *resp)
         parsed = cJSON_ParseWithLength(resp->content, resp->content_len);
         answer = parsed;
     }
-    if (eg_extract_llm_parse(c->a, &c->in, answer, &res) != 0) {
-        fail(c, EG_EUPSTREAM, "the model's answer is not an object with a facts list",
-             &resp->usage);
-    } else {
-        res.usage = resp->usage;
-        c->cb(c->x, 0, &res, c->udata);
-    }
+    int rc = eg_extract_llm_parse(c->a, &c->cur, answer, &res);
     cJSON_Delete(parsed);
-    free(c);
+    if (rc != 0) {
+        fail(c, EG_EUPSTREAM, "the model's answer is not an object with a facts list");
+        return;
+    }
+    append(c, &res);
+    c->next++;
+    next_piece(c);
 }
 
 /* Mode chunks: the chunk is the fact, as given (no call, no entities, no dates). */
@@ -322,7 +435,6 @@ static void chunk_fact(eg_arena_t *a, const eg_extract_input_t *in, eg_extract_r
 static int llm_extract(eg_extractor_t *x, eg_arena_t *a, const eg_extract_input_t *in,
                        eg_extract_cb cb, void *udata)
 {
-    eg_llm_t *llm = x->impl;
     eg_extract_result_t res;
 
     if (!in->cfg)
@@ -338,22 +450,18 @@ static int llm_extract(eg_extractor_t *x, eg_arena_t *a, const eg_extract_input_
     c->in = *in;
     c->cb = cb;
     c->udata = udata;
+    c->pieces[0] = (piece_t){in->text ? in->text : "", in->text ? in->len : 0, 0};
+    c->npieces = 1;
     c->msgs[0].role = EG_LLM_SYSTEM;
     c->msgs[0].content = eg_extract_llm_system_prompt(a, in->cfg);
     c->msgs[1].role = EG_LLM_USER;
-    c->msgs[1].content = eg_extract_llm_user_message(a, in);
     c->req.msgs = c->msgs;
     c->req.nmsgs = 2;
     c->req.schema = eg_extract_llm_schema(a, in->cfg);
     c->req.schema_name = "facts";
     c->req.temperature = 0.1;
     c->req.scope = "retain";
-    int rc = llm->chat(llm, &c->req, on_chat, c, NULL);
-    if (rc != 0) {
-        /* Accepted all the same: the failure is the extraction's, with a reason. */
-        fail(c, rc, eg_strerror(rc), NULL);
-        free(c);
-    }
+    next_piece(c);
     return 0;
 }
 

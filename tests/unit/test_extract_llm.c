@@ -408,6 +408,8 @@ typedef struct {
     int err;     /* done's err */
     const char *answer;
     const char *error;
+    size_t cut_over;  /* > 0: a text longer than this is "cut at the token limit" */
+    size_t texts[16]; /* lengths of the texts asked about, in order */
 } fake_t;
 
 static fake_t F;
@@ -424,6 +426,8 @@ static int fake_chat(eg_llm_t *llm, const eg_llm_req_t *req, eg_llm_done_fn done
         return F.chat_rc;
     F.req = *req;
     cr_assert_eq(req->nmsgs, 2);
+    free(F.system);
+    free(F.user);
     F.system = strdup(req->msgs[0].content);
     F.user = strdup(req->msgs[1].content);
     memset(&resp, 0, sizeof(resp));
@@ -431,13 +435,36 @@ static int fake_chat(eg_llm_t *llm, const eg_llm_req_t *req, eg_llm_done_fn done
     resp.usage.output_tokens = 30;
     resp.usage.total_tokens = 150;
     resp.error = F.error;
-    cJSON *j = F.answer ? cJSON_Parse(F.answer) : NULL;
+    resp.finish_reason = "stop";
+    int err = F.err;
+    const char *answer = F.answer;
+    char buf[256];
+    if (F.cut_over) {
+        const char *text = strstr(req->msgs[1].content, "\n\nText:\n") + 8;
+        size_t len = strlen(text);
+        if (F.calls <= 16)
+            F.texts[F.calls - 1] = len;
+        if (len > F.cut_over) {
+            err = EG_EINVAL;
+            resp.finish_reason = "length";
+            resp.error = "the answer stayed invalid after a repair";
+            answer = NULL;
+        } else {
+            snprintf(buf, sizeof(buf),
+                     "{\"facts\":[{\"what\":\"piece of %zu\"},{\"what\":\"%.12s\","
+                     "\"causal_relations\":[{\"target_index\":0,\"relation_type\":"
+                     "\"caused_by\"}]}]}",
+                     len, text);
+            answer = buf;
+        }
+    }
+    cJSON *j = answer ? cJSON_Parse(answer) : NULL;
     resp.json = j;
-    resp.content = F.answer ? F.answer : "";
+    resp.content = answer ? answer : "";
     resp.content_len = strlen(resp.content);
     /* A real provider calls done on a later loop turn; calling it here is enough for the
      * extractor, which owns no loop state. */
-    done(udata, F.err, &resp);
+    done(udata, err, &resp);
     cJSON_Delete(j);
     return 0;
 }
@@ -561,4 +588,62 @@ Test(extract_llm, extractor_chunks_mode_makes_no_call)
     cr_assert_eq(g.res.usage.total_tokens, 0);
     eg_extract_destroy(x);
     cr_assert_null(eg_extract_llm_new(NULL));
+}
+
+/* An answer cut at the token limit: the chunk is cut at a sentence end within 20% of its middle
+ * (the last one there, as Hindsight's rfind) and each half extracted, recursively (Hindsight's
+ * auto-split); the facts are concatenated with their causal targets moved. */
+Test(extract_llm, extractor_splits_a_chunk_whose_answer_was_cut)
+{
+    eg_extractor_t *x = eg_extract_llm_new(&fake_llm);
+    eg_extract_config_t c = cfg_of(EG_EXTRACT_CONCISE, true);
+    char text[1200];
+    size_t n = 0;
+    got_t g = {0};
+
+    /* 20 sentences of 49 bytes, a space between: 999 bytes */
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "%sSentence %02d is here with some filler words, okay.", i ? " " : "",
+                              i);
+    cr_assert_eq(n, 999);
+    eg_extract_input_t in = input(text, iso("2024-06-10T09:00:00Z"), &c);
+
+    reset_fake();
+    F.cut_over = 350;
+    cr_assert_eq(eg_extract_run(x, &A, &in, on_done, &g), 0);
+    cr_assert_eq(g.calls, 1);
+    cr_assert_eq(g.status, 0, "%s", g.res.error ? g.res.error : "");
+    cr_assert_eq(F.texts[0], 999);
+    /* 999 -> 649 + 349; 649 -> 449 + 199; 449 -> 299 + 149 */
+    size_t want[] = {299, 149, 199, 349};
+    cr_assert_eq(g.res.nfacts, 2 * 4);
+    cr_assert_eq(F.calls, 4 + 3); /* each piece answered, plus the three that were cut */
+    for (size_t i = 0; i < 4; i++) {
+        size_t len = 0;
+        cr_assert_eq(sscanf(g.res.facts[2 * i].text, "piece of %zu", &len), 1);
+        cr_assert_eq(len, want[i], "piece %zu: %zu", i, len);
+        cr_assert_eq(strncmp(g.res.facts[2 * i + 1].text, "Sentence ", 9), 0, "%s",
+                     g.res.facts[2 * i + 1].text);
+        cr_assert_eq(g.res.facts[2 * i + 1].ncauses, 1);
+        cr_assert_eq(g.res.facts[2 * i + 1].causes[0], 2 * i);
+    }
+    cr_assert_str_eq(g.res.facts[1].text, "Sentence 00");
+    cr_assert_str_eq(g.res.facts[7].text, "Sentence 13");
+    cr_assert_eq(g.res.usage.input_tokens, 7 * 120);
+
+    /* a piece that cannot be split again (depth 3, or under 400 bytes) fails the extraction with
+     * the provider's reason: 999 -> 649 -> 449 -> 299, cut */
+    reset_fake();
+    memset(&g, 0, sizeof(g));
+    F.cut_over = 100;
+    cr_assert_eq(eg_extract_run(x, &A, &in, on_done, &g), 0);
+    cr_assert_eq(g.calls, 1);
+    cr_assert_eq(g.status, EG_EUPSTREAM);
+    cr_assert_str_eq(g.res.error,
+                     "fact extraction failed: the answer stayed invalid after a repair");
+    cr_assert_eq(F.calls, 4);
+    cr_assert_eq(g.res.usage.input_tokens, 4 * 120);
+    reset_fake();
+    eg_extract_destroy(x);
 }
