@@ -304,6 +304,11 @@ test('a model error fails a sync retain (500 with the reason) and an async one (
     assert.equal(op.status, 'failed', JSON.stringify(op));
     assert.match(op.error_message, /^fact extraction failed: /);
 
+    // dry-run-extract answers the same way
+    const d = await a('POST', `${bank(id)}/memories/dry-run-extract`, { content: item.content });
+    assert.equal(d.status, 500, d.body);
+    assert.match(d.json.detail, /^fact extraction failed: /);
+
     assert.equal((await listAll(id)).total, 0);
     const docs = await a('GET', `${bank(id)}/documents`);
     assert.equal(docs.status, 200, docs.body);
