@@ -155,7 +155,7 @@ static const char *scope_id(eg_arena_t *a, const char *ws_id, const char *bank_i
     return eg_arena_printf(a, "%s/%s", ws_id, bank_id);
 }
 
-static const char *run_key(eg_arena_t *a, const char *ws_id, const char *bank_id)
+const char *eg__cons_run_key(eg_arena_t *a, const char *ws_id, const char *bank_id)
 {
     return eg_key(a, "b", scope_id(a, ws_id, bank_id), "cj");
 }
@@ -464,7 +464,7 @@ int eg__cons_finish(const char *ws_id, const char *bank_id, const char *op_id, b
 
     eg_arena_init(&a);
     eg__mem_keys(&a, ws_id, bank_id, keys);
-    argv[0] = run_key(&a, ws_id, bank_id);
+    argv[0] = eg__cons_run_key(&a, ws_id, bank_id);
     argv[1] = keys[EG__MK_BANK]; /* the bank record, in the same slot */
     argv[2] = op_id;
     argv[3] = eg_arena_printf(&a, "%lld", (long long)eg_now_ms());
@@ -505,7 +505,7 @@ int eg__cons_run_all(const char *ws_id, const char *bank_id, const char *op_id, 
         return EG_EINVAL;
     eg_arena_init(&a);
     argv[0] = "HMGET";
-    argv[1] = run_key(&a, ws_id, bank_id);
+    argv[1] = eg__cons_run_key(&a, ws_id, bank_id);
     argv[2] = "op";
     argv[3] = "all";
     op = eg_xcalloc(1, sizeof(*op));
@@ -621,7 +621,7 @@ int eg_consolidate_enqueue(const char *ws_id, const char *bank_id, const cJSON *
         cJSON_AddItemToObject(meta, "observation_scopes", cJSON_Duplicate(scopes, true));
     m = cJSON_PrintUnformatted(meta);
     cJSON_Delete(meta);
-    argv[0] = run_key(&e->a, ws_id, bank_id);
+    argv[0] = eg__cons_run_key(&e->a, ws_id, bank_id);
     argv[1] = eg_key(&e->a, "b", sid, "op:%s", id);
     argv[2] = eg_key(&e->a, "b", sid, "ops");
     argv[3] = id;

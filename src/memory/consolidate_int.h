@@ -58,7 +58,21 @@ int eg__cons_run_all(const char *ws_id, const char *bank_id, const char *op_id, 
 /* Small shared helpers (consolidate.c): a valid workspace and bank id; strcmp for qsort of
  * string pointers. */
 bool eg__cons_bank_ok(const char *ws_id, const char *bank_id);
+/* The bank's run key (eg:{b:<ws>/<bank>}:cj) in the arena. */
+const char *eg__cons_run_key(eg_arena_t *a, const char *ws_id, const char *bank_id);
 int eg__cons_cmp_str(const void *a, const void *b);
+
+/* Failed facts back to pending, without queuing a run (the retry of an operation does that);
+ * cb gets how many (consolidate_maint.c). */
+int eg__cons_reset_failed(const char *ws_id, const char *bank_id, eg_consolidate_count_fn cb,
+                          void *udata);
+
+/* The retry of a failed consolidation operation (the operations API, engram/bankops.h): its
+ * facts that failed go back to pending, the operation becomes the bank's run, and its job is
+ * pushed again as "<op id>:r<retries>" (consolidate_maint.c). */
+struct eg_op_s;
+int eg__cons_retry(const char *ws_id, const char *bank_id, const struct eg_op_s *op,
+                   void (*done)(void *done_udata, int err), void *done_udata);
 
 /* The worker (consolidate_run.c). */
 int eg__cons_worker_start(void);

@@ -1,5 +1,6 @@
 /* Consolidation maintenance (engram/consolidate.h): recover (failed facts back to pending),
- * clearing every observation or one memory's, and the bank's observation scopes. Facts are made
+ * the retry of a failed operation, clearing every observation or one memory's, and the bank's
+ * observation scopes. Facts are made
  * pending again by rewriting their records in chunks through eg__cons_apply (compare-and-set on
  * updated_at, like every consolidation write); observations go with the first chunk. */
 #include <stdlib.h>
@@ -7,6 +8,9 @@
 
 #include "engram/error.h"
 #include "engram/log.h"
+#include "engram/ops.h"
+#include "engram/queue.h"
+#include "engram/store.h"
 #include "engram/util.h"
 #include "memory/consolidate_int.h"
 
@@ -15,7 +19,7 @@
 /* ---- maintenance: recover, clear, one memory's observations ------------------------------------
  */
 
-typedef enum { M_RECOVER, M_CLEAR, M_CLEAR_ONE } maint_kind_t;
+typedef enum { M_RECOVER, M_RESET_FAILED, M_CLEAR, M_CLEAR_ONE } maint_kind_t;
 
 typedef struct maint_s {
     eg_arena_t a;
@@ -32,7 +36,10 @@ typedef struct maint_s {
 
 static void maint_end(maint_t *m, int err)
 {
-    m->cb(m->udata, err, err ? 0 : m->kind == M_RECOVER ? m->facts : m->deleted);
+    m->cb(m->udata, err,
+          err                                                   ? 0
+          : (m->kind == M_RECOVER || m->kind == M_RESET_FAILED) ? m->facts
+                                                                : m->deleted);
     eg_arena_destroy(&m->a);
     free(m);
 }
@@ -84,7 +91,8 @@ static void on_maint_units(void *udata, int err, const eg_mem_unit_t *const *uni
 
         if (units[i] == NULL || units[i]->type == EG_FACT_OBSERVATION)
             continue;
-        if (m->kind == M_RECOVER && units[i]->consolidation_failed_at <= 0)
+        if ((m->kind == M_RECOVER || m->kind == M_RESET_FAILED) &&
+            units[i]->consolidation_failed_at <= 0)
             continue;
         c = eg_arena_alloc(&m->a, sizeof(*c));
         *c = *units[i]; /* the records live until the callback returns; the apply copies them */
@@ -192,13 +200,14 @@ static void on_maint_index(void *udata, int err, eg_mindex_t *ix)
 
         if (u == NULL)
             continue;
-        if (m->kind == M_RECOVER ? (u->type != EG_FACT_OBSERVATION && !u->invalidated &&
-                                    u->cstate == EG_MINDEX_CONS_FAILED)
-                                 : u->type == EG_FACT_OBSERVATION)
+        if (m->kind == M_RECOVER || m->kind == M_RESET_FAILED
+                ? (u->type != EG_FACT_OBSERVATION && !u->invalidated &&
+                   u->cstate == EG_MINDEX_CONS_FAILED)
+                : u->type == EG_FACT_OBSERVATION)
             m->ids[n++] = eg_arena_strdup(&m->a, u->id);
     }
     m->nids = n;
-    if (m->kind == M_RECOVER || n == 0) {
+    if (m->kind == M_RECOVER || m->kind == M_RESET_FAILED || n == 0) {
         if (m->kind == M_CLEAR_ONE) {
             m->ids[0] = m->unit; /* no observations: the memory itself becomes pending */
             m->nids = 1;
@@ -243,6 +252,12 @@ int eg_consolidate_recover(const char *ws_id, const char *bank_id, eg_consolidat
                            void *udata)
 {
     return maint_start(ws_id, bank_id, NULL, M_RECOVER, cb, udata);
+}
+
+int eg__cons_reset_failed(const char *ws_id, const char *bank_id, eg_consolidate_count_fn cb,
+                          void *udata)
+{
+    return maint_start(ws_id, bank_id, NULL, M_RESET_FAILED, cb, udata);
 }
 
 int eg_consolidate_clear(const char *ws_id, const char *bank_id, eg_consolidate_count_fn cb,
@@ -350,6 +365,106 @@ int eg_consolidate_scopes(const char *ws_id, const char *bank_id, eg_obs_scopes_
     if (rc) {
         eg_arena_destroy(&sr->a);
         free(sr);
+    }
+    return rc;
+}
+
+/* ---- retrying an operation ------------------------------------------------------------------ */
+
+/* KEYS: run key. ARGV: op id. The operation becomes the bank's run; a run that was going on
+ * finishes on its own (its finish no longer names it) and this one picks up what is pending. */
+static eg_script_t s_cons_adopt = {
+    .name = "cons_adopt",
+    .source = "redis.call('HSET', KEYS[1], 'op', ARGV[1], 'dirty', '1', 'all', '1')\n"
+              "return 1\n",
+};
+
+typedef struct retry_s {
+    eg_arena_t a;
+    char *ws, *bank, *op, *job;
+    void (*done)(void *, int);
+    void *udata;
+} retry_t;
+
+static void retry_end(retry_t *rt, int err)
+{
+    if (err)
+        eg_log_warn("consolidation: the retry of operation %s (bank %s) failed: %s", rt->op,
+                    rt->bank, eg_strerror(err));
+    rt->done(rt->udata, err);
+    eg_arena_destroy(&rt->a);
+    free(rt);
+}
+
+static void on_retry_pushed(void *udata, int err, bool queued)
+{
+    (void)queued;
+    retry_end(udata, err);
+}
+
+static void on_adopted(void *udata, int err, redisReply *r)
+{
+    retry_t *rt = udata;
+    cJSON *p;
+    char *s;
+    int rc;
+
+    if (err == 0 && r->type == REDIS_REPLY_ERROR)
+        err = EG_EREDIS;
+    if (err) {
+        retry_end(rt, err);
+        return;
+    }
+    p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "ws", rt->ws);
+    cJSON_AddStringToObject(p, "bank", rt->bank);
+    cJSON_AddStringToObject(p, "op", rt->op);
+    s = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    rc = eg_queue_push(EG_CONSOLIDATE_QUEUE, rt->job, s, strlen(s), 0, on_retry_pushed, rt);
+    free(s);
+    if (rc)
+        retry_end(rt, rc);
+}
+
+static void on_failed_reset(void *udata, int err, int64_t n)
+{
+    retry_t *rt = udata;
+    const char *argv[2];
+    int rc;
+
+    (void)n;
+    if (err) {
+        retry_end(rt, err);
+        return;
+    }
+    argv[0] = eg__cons_run_key(&rt->a, rt->ws, rt->bank);
+    argv[1] = rt->op;
+    rc = eg_store_eval(&s_cons_adopt, on_adopted, rt, 1, 2, argv, NULL);
+    if (rc)
+        retry_end(rt, rc);
+}
+
+int eg__cons_retry(const char *ws_id, const char *bank_id, const eg_op_t *op,
+                   void (*done)(void *done_udata, int err), void *done_udata)
+{
+    retry_t *rt;
+    int rc;
+
+    if (!eg__cons_bank_ok(ws_id, bank_id) || op == NULL || strlen(op->id) > EG_MEM_UUID_LEN)
+        return EG_EINVAL;
+    rt = eg_xcalloc(1, sizeof(*rt));
+    eg_arena_init(&rt->a);
+    rt->ws = eg_arena_strdup(&rt->a, ws_id);
+    rt->bank = eg_arena_strdup(&rt->a, bank_id);
+    rt->op = eg_arena_strdup(&rt->a, op->id);
+    rt->job = eg_arena_printf(&rt->a, "%s:r%lld", op->id, (long long)op->retries);
+    rt->done = done;
+    rt->udata = done_udata;
+    rc = eg__cons_reset_failed(ws_id, bank_id, on_failed_reset, rt);
+    if (rc) {
+        eg_arena_destroy(&rt->a);
+        free(rt);
     }
     return rc;
 }

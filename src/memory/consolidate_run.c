@@ -4,19 +4,20 @@
  * bank's run key), moved to processing, and then batches follow until no pending fact is left:
  * up to 50 pending facts of the run's scopes, oldest first, are taken from the index, their
  * records and their documents' observation_scopes read, and the batch goes through the model
- * (consolidate_llm.c) or the builtin path (consolidate_builtin.c); its outcome is one atomic apply. A fact is taken
- * up at most once per run (a fact whose mark lost a race with a curated edit waits for the next
- * run). Then the run key is released — or, when a request came in meanwhile (dirty), the index is
- * looked at once more — the record completed (failed, with the first model error, when the model
- * failed on some facts), and "consolidation.completed" emitted. Storage errors retry the job with
- * backoff; the record stays processing meanwhile, and a redelivered job resumes from the facts
- * still pending. The builtin path is in consolidate_builtin.c, the model path in
+ * (consolidate_llm.c) or the builtin path (consolidate_builtin.c); its outcome is one atomic apply.
+ * A fact is taken up at most once per run (a fact whose mark lost a race with a curated edit waits
+ * for the next run). Then the run key is released — or, when a request came in meanwhile (dirty),
+ * the index is looked at once more — the record completed (failed, with the first model error, when
+ * the model failed on some facts), and "consolidation.completed" emitted. Storage errors retry the
+ * job with backoff; the record stays processing meanwhile, and a redelivered job resumes from the
+ * facts still pending. The builtin path is in consolidate_builtin.c, the model path in
  * consolidate_llm.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engram/bank.h"
 #include "engram/bank_webhooks.h"
+#include "engram/bankops.h"
 #include "engram/embed.h"
 #include "engram/error.h"
 #include "engram/llm.h"
@@ -588,7 +589,10 @@ int eg__cons_worker_start(void)
     qo.max_attempts = MAX_ATTEMPTS;
     qo.visibility_ms = vis_ms;
     s_w.q = eg_queue_open(EG_CONSOLIDATE_QUEUE, &qo);
-    return s_w.q ? 0 : EG_EINVAL;
+    if (!s_w.q)
+        return EG_EINVAL;
+    eg_bankops_set_retry(EG_CONSOLIDATE_OP_KIND, eg__cons_retry);
+    return 0;
 }
 
 bool eg__cons_worker_running(void)
@@ -600,6 +604,7 @@ void eg__cons_worker_stop(void (*done)(void *), void *udata)
 {
     eg_queue_t *q = s_w.q;
 
+    eg_bankops_set_retry(EG_CONSOLIDATE_OP_KIND, NULL);
     s_w.q = NULL;
     if (!q) {
         if (done)

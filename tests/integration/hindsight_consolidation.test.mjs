@@ -335,4 +335,20 @@ test('model: creates, updates, deletes; a model error fails the facts, recover r
     const ev2 = ok(await eng.request('GET', '/engram/v1/events?type=consolidation.completed&limit=200', { key: W.key }))
         .data.filter((e) => e.entity.bank_id === id && e.entity.status === 'completed');
     assert.ok(ev2.some((e) => e.entity.data.observations_deleted === 1), JSON.stringify(ev2.map((e) => e.entity.data)));
+
+    // A failed run retried through the operations API: its facts are taken up again under it.
+    await retain(m, id, 'Erin started swimming lessons.', ['u:1']);
+    await llm.addRules({ match: { schema_name: 'consolidation', any_message: 'swimming' }, times: 1, reply: { status: 500 } });
+    j = ok(await m('POST', `${bank(id)}/consolidate`));
+    assert.equal((await opDone(m, id, j.operation_id)).status, 'failed');
+    await llm.addRules({
+        match: { schema_name: 'consolidation', any_message: 'swimming' }, times: 1,
+        reply: { json: { creates: [{ text: 'Erin swims.', source_fact_ids: [(await list(m, id, 'consolidation_state=failed')).items[0].id], reason: 'lessons' }], updates: [], deletes: [] } },
+    });
+    ok(await m('POST', `${bank(id)}/operations/${j.operation_id}/retry`));
+    op = await opDone(m, id, j.operation_id);
+    assert.equal(op.status, 'completed', JSON.stringify(op));
+    assert.equal(op.retry_count, 1);
+    assert.deepEqual((await list(m, id, 'type=observation')).items.map((x) => x.text), ['Erin swims.']);
+    assert.equal((await list(m, id, 'consolidation_state=failed')).total, 0);
 });
