@@ -58,6 +58,7 @@ typedef struct lobs_s {
     int64_t expect;
     const eg_obs_scope_t *scope;
     bool text_changed;
+    const float *vec; /* a new one's embedding (for the merge check of later calls), or NULL */
 } lobs_t;
 
 /* One model call: up to 8 facts of one scope. */
@@ -111,7 +112,7 @@ static lobs_t *add_obs(eg__cons_run_t *r, lpath_t *p, const eg_mem_unit_t *u, bo
     }
     o = &p->obs[p->nobs++];
     *o = (lobs_t){
-        eg__mem_unit_copy(&r->batch, u), is_new, false, false, u->updated_at, scope, false};
+        eg__mem_unit_copy(&r->batch, u), is_new, false, false, u->updated_at, scope, false, NULL};
     return o;
 }
 
@@ -291,6 +292,7 @@ static void integrate(eg__cons_run_t *r)
             o = add_obs(r, p, &u, true, c->scope);
             o->changed = true;
             o->text_changed = true;
+            o->vec = p->cvecs + ci * eg__cons_embedder()->dim;
             for (size_t k = 0; k < ns; k++)
                 absorb(&r->batch, o->u, src[k]);
         }
@@ -356,10 +358,27 @@ static void on_merge_index(void *udata, int err, eg_mindex_t *ix)
             .k = 1, .min_score = EG_CONSOLIDATE_MERGE_MIN, .filter = obs_filter, .udata = &f};
         eg_vhit_t hit;
 
+        float best = EG_CONSOLIDATE_MERGE_MIN;
+
         p->cmerge[i] = NULL;
         if (eg_mindex_dim(ix) == e->dim &&
-            eg_vindex_search(eg_mindex_vectors(ix), p->cvecs + i * e->dim, &q, &hit) == 1)
+            eg_vindex_search(eg_mindex_vectors(ix), p->cvecs + i * e->dim, &q, &hit) == 1) {
             p->cmerge[i] = eg_arena_strdup(&r->batch, eg_mindex_unit(ix, hit.slot)->id);
+            best = hit.score;
+        }
+        /* Observations this batch created are not in the index yet. */
+        for (size_t k = 0; k < p->nobs; k++) {
+            const lobs_t *o = &p->obs[k];
+            float d;
+
+            if (!o->is_new || o->deleted || !o->vec || !same_scope(o->scope, c->scope))
+                continue;
+            d = eg_vec_dot(o->vec, p->cvecs + i * e->dim, e->dim);
+            if (d >= best) {
+                best = d;
+                p->cmerge[i] = o->u->id;
+            }
+        }
         if (p->cmerge[i] && !find_obs(p, p->cmerge[i]))
             fetch[nf++] = p->cmerge[i];
     }

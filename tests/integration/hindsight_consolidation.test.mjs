@@ -351,4 +351,21 @@ test('model: creates, updates, deletes; a model error fails the facts, recover r
     assert.equal(op.retry_count, 1);
     assert.deepEqual((await list(m, id, 'type=observation')).items.map((x) => x.text), ['Erin swims.']);
     assert.equal((await list(m, id, 'consolidation_state=failed')).total, 0);
+
+    // Nine facts of one scope take two calls; the second call's create repeats the first one's
+    // observation (cosine >= 0.97) and is merged into it rather than added.
+    const gid = uniqueName('consm');
+    ok(await m('PUT', bank(gid), { enable_observations: false }));
+    for (let i = 0; i < 9; i++) await retain(m, gid, `Gina trained at the gym on day ${i + 1}.`, ['g']);
+    const gids = (await list(m, gid, 'type=world')).items.map((x) => x.id);
+    assert.equal(gids.length, 9);
+    await llm.addRules({
+        match: { schema_name: 'consolidation', any_message: 'Gina' }, times: 2,
+        reply: { json: { creates: [{ text: 'Gina trains at the gym regularly.', source_fact_ids: gids, reason: 'habit' }], updates: [], deletes: [] } },
+    });
+    j = ok(await m('POST', `${bank(gid)}/consolidate`));
+    assert.equal((await opDone(m, gid, j.operation_id)).status, 'completed');
+    const gobs = (await list(m, gid, 'type=observation')).items;
+    assert.equal(gobs.length, 1, JSON.stringify(gobs.map((x) => x.text)));
+    assert.equal(gobs[0].proof_count, 9);
 });
