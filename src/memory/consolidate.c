@@ -207,6 +207,60 @@ bool eg__cons_tags_superset(const eg_mindex_unit_t *u, const uint32_t *ids, size
     return true;
 }
 
+bool eg__cons_same_scope(const eg_obs_scope_t *a, const eg_obs_scope_t *b)
+{
+    if (a->ntags != b->ntags)
+        return false;
+    for (size_t i = 0; i < a->ntags; i++)
+        if (strcmp(a->tags[i], b->tags[i]) != 0)
+            return false;
+    return true;
+}
+
+bool eg__cons_has_source(const eg_mem_unit_t *o, const char *id)
+{
+    for (size_t i = 0; i < o->nsources; i++)
+        if (strcmp(o->source_ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+void eg__cons_absorb(eg_arena_t *a, eg_mem_unit_t *o, const eg_mem_unit_t *u)
+{
+    const char **src, **ents;
+    size_t ne = 0;
+
+    if (eg__cons_has_source(o, u->id))
+        return;
+    src = eg_arena_alloc(a, (o->nsources + 1) * sizeof(*src));
+    for (size_t i = 0; i < o->nsources; i++)
+        src[i] = o->source_ids[i];
+    src[o->nsources++] = eg_arena_strdup(a, u->id);
+    o->source_ids = src;
+    o->proof_count = (int)o->nsources;
+    if (u->occurred_start != EG_MEM_TIME_NONE &&
+        (o->occurred_start == EG_MEM_TIME_NONE || u->occurred_start < o->occurred_start))
+        o->occurred_start = u->occurred_start;
+    if (u->occurred_end != EG_MEM_TIME_NONE &&
+        (o->occurred_end == EG_MEM_TIME_NONE || u->occurred_end > o->occurred_end))
+        o->occurred_end = u->occurred_end;
+    if (u->mentioned_at != EG_MEM_TIME_NONE &&
+        (o->mentioned_at == EG_MEM_TIME_NONE || u->mentioned_at > o->mentioned_at))
+        o->mentioned_at = u->mentioned_at;
+    ents = eg_arena_alloc(a, (o->nentities + u->nentities + 1) * sizeof(*ents));
+    for (size_t i = 0; i < o->nentities; i++)
+        ents[ne++] = o->entity_ids[i];
+    for (size_t i = 0; i < u->nentities && ne < EG_MEM_ENTITIES_MAX; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < ne && !dup; k++)
+            dup = strcmp(ents[k], u->entity_ids[i]) == 0;
+        if (!dup)
+            ents[ne++] = eg_arena_strdup(a, u->entity_ids[i]);
+    }
+    o->entity_ids = ents;
+    o->nentities = ne;
+}
+
 cJSON *eg__cons_history_add(eg_arena_t *a, const cJSON *history, const char *prev, const char *next,
                             int64_t at_us, const char *reason, const char *const *sources,
                             size_t nsources)

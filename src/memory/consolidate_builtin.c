@@ -190,24 +190,6 @@ static const eg_mem_unit_t *rec_of(eg__cons_run_t *r, builtin_t *b, const char *
     return NULL;
 }
 
-static bool same_scope(const eg_obs_scope_t *a, const eg_obs_scope_t *b)
-{
-    if (a->ntags != b->ntags)
-        return false;
-    for (size_t i = 0; i < a->ntags; i++)
-        if (strcmp(a->tags[i], b->tags[i]) != 0)
-            return false;
-    return true;
-}
-
-static bool has_source(const eg_mem_unit_t *o, const char *id)
-{
-    for (size_t i = 0; i < o->nsources; i++)
-        if (strcmp(o->source_ids[i], id) == 0)
-            return true;
-    return false;
-}
-
 static const eg_obs_scope_t *tobs_scope(eg__cons_run_t *r, const tobs_t *t)
 {
     return &r->facts[t->f].scopes[t->s];
@@ -231,44 +213,6 @@ static tobs_t *touch(eg__cons_run_t *r, builtin_t *b, const char *id, size_t f, 
 static int64_t when_of(const eg_mem_unit_t *u)
 {
     return u->mentioned_at != EG_MEM_TIME_NONE ? u->mentioned_at : u->created_at;
-}
-
-/* Add source u to observation o: sources, proof, dates, entities. */
-static void obs_absorb(eg_arena_t *a, eg_mem_unit_t *o, const eg_mem_unit_t *u)
-{
-    const char **src, **ents;
-    size_t ne = 0;
-
-    if (has_source(o, u->id))
-        return;
-    src = eg_arena_alloc(a, (o->nsources + 1) * sizeof(*src));
-    for (size_t i = 0; i < o->nsources; i++)
-        src[i] = o->source_ids[i];
-    src[o->nsources] = eg_arena_strdup(a, u->id);
-    o->source_ids = src;
-    o->nsources++;
-    o->proof_count = (int)o->nsources;
-    if (u->occurred_start != EG_MEM_TIME_NONE &&
-        (o->occurred_start == EG_MEM_TIME_NONE || u->occurred_start < o->occurred_start))
-        o->occurred_start = u->occurred_start;
-    if (u->occurred_end != EG_MEM_TIME_NONE &&
-        (o->occurred_end == EG_MEM_TIME_NONE || u->occurred_end > o->occurred_end))
-        o->occurred_end = u->occurred_end;
-    if (u->mentioned_at != EG_MEM_TIME_NONE &&
-        (o->mentioned_at == EG_MEM_TIME_NONE || u->mentioned_at > o->mentioned_at))
-        o->mentioned_at = u->mentioned_at;
-    ents = eg_arena_alloc(a, (o->nentities + u->nentities + 1) * sizeof(*ents));
-    for (size_t i = 0; i < o->nentities; i++)
-        ents[ne++] = o->entity_ids[i];
-    for (size_t i = 0; i < u->nentities && ne < EG_MEM_ENTITIES_MAX; i++) {
-        bool dup = false;
-        for (size_t k = 0; k < ne && !dup; k++)
-            dup = strcmp(ents[k], u->entity_ids[i]) == 0;
-        if (!dup)
-            ents[ne++] = eg_arena_strdup(a, u->entity_ids[i]);
-    }
-    o->entity_ids = ents;
-    o->nentities = ne;
 }
 
 static tobs_t *new_obs(eg__cons_run_t *r, builtin_t *b, size_t f, size_t s, int64_t now)
@@ -304,7 +248,7 @@ static void builtin_decide(eg__cons_run_t *r, builtin_t *b, int64_t now)
 
         /* Already taken in by an observation of this scope (as a repeat of an earlier fact)? */
         for (size_t i = 0; i < b->nobs && !already; i++)
-            already = same_scope(tobs_scope(r, &b->obs[i]), sc) && has_source(b->obs[i].u, f->id);
+            already = eg__cons_same_scope(tobs_scope(r, &b->obs[i]), sc) && eg__cons_has_source(b->obs[i].u, f->id);
         if (already)
             continue;
         /* An observation of the scope near the fact itself. */
@@ -321,22 +265,22 @@ static void builtin_decide(eg__cons_run_t *r, builtin_t *b, int64_t now)
         for (size_t g = 0; !target && g < nr->nfacts; g++) {
             for (size_t i = 0; !target && i < nr->nobs; i++) {
                 const eg_mem_unit_t *o = rec_of(r, b, nr->obs[i]);
-                if (o && has_source(o, nr->facts[g]))
+                if (o && eg__cons_has_source(o, nr->facts[g]))
                     target = touch(r, b, nr->obs[i], nr->f, nr->s);
             }
             for (size_t i = 0; !target && i < b->nobs; i++)
-                if (same_scope(tobs_scope(r, &b->obs[i]), sc) &&
-                    has_source(b->obs[i].u, nr->facts[g]))
+                if (eg__cons_same_scope(tobs_scope(r, &b->obs[i]), sc) &&
+                    eg__cons_has_source(b->obs[i].u, nr->facts[g]))
                     target = &b->obs[i];
         }
         if (target) {
-            if (!has_source(target->u, f->id)) {
+            if (!eg__cons_has_source(target->u, f->id)) {
                 const char *src[1] = {f->id};
                 if (!target->is_new)
                     target->u->history = eg__cons_history_add(&r->batch, target->u->history,
                                                               target->u->text, target->u->text, now,
                                                               "repeated by another fact", src, 1);
-                obs_absorb(&r->batch, target->u, f);
+                eg__cons_absorb(&r->batch, target->u, f);
                 target->u->updated_at = now;
                 target->changed = true;
             }
@@ -349,7 +293,7 @@ static void builtin_decide(eg__cons_run_t *r, builtin_t *b, int64_t now)
             tobs_t *t = new_obs(r, b, nr->f, nr->s, now);
             const eg_mem_unit_t *earliest = f;
 
-            obs_absorb(&r->batch, t->u, f);
+            eg__cons_absorb(&r->batch, t->u, f);
             for (size_t g = 0; g < nr->nfacts; g++) {
                 const eg_mem_unit_t *gu = rec_of(r, b, nr->facts[g]);
                 bool held = false;
@@ -358,11 +302,11 @@ static void builtin_decide(eg__cons_run_t *r, builtin_t *b, int64_t now)
                     continue;
                 for (size_t i = 0; i < nr->nobs && !held; i++) {
                     const eg_mem_unit_t *o = rec_of(r, b, nr->obs[i]);
-                    held = o && o->type == EG_FACT_OBSERVATION && has_source(o, gu->id);
+                    held = o && o->type == EG_FACT_OBSERVATION && eg__cons_has_source(o, gu->id);
                 }
                 if (held)
                     continue;
-                obs_absorb(&r->batch, t->u, gu);
+                eg__cons_absorb(&r->batch, t->u, gu);
                 if (when_of(gu) < when_of(earliest) ||
                     (when_of(gu) == when_of(earliest) && gu->created_at < earliest->created_at))
                     earliest = gu;

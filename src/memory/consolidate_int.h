@@ -86,6 +86,14 @@ bool eg__cons_tags_superset(const eg_mindex_unit_t *u, const uint32_t *ids, size
 /* The interned ids of a scope's tags in ix, sorted; in the arena. */
 uint32_t *eg__cons_scope_ids(eg_arena_t *a, eg_mindex_t *ix, const eg_obs_scope_t *s);
 
+/* Two scopes with the same tags (both sorted). */
+bool eg__cons_same_scope(const eg_obs_scope_t *a, const eg_obs_scope_t *b);
+/* Whether observation o lists fact id among its sources. */
+bool eg__cons_has_source(const eg_mem_unit_t *o, const char *id);
+/* Add fact u as a source of observation o (sources, proof_count, the dates' span, mentioned_at,
+ * entities), copying into a; nothing when u is a source already. */
+void eg__cons_absorb(eg_arena_t *a, eg_mem_unit_t *o, const eg_mem_unit_t *u);
+
 /* A history entry {previous_text, new_text, changed_at (µs), reason, source_memory_ids?} added to
  * a copy of history (kept to the last EG_CONSOLIDATE_HISTORY_MAX); the tree is deferred to the
  * arena. */

@@ -116,60 +116,12 @@ static lobs_t *add_obs(eg__cons_run_t *r, lpath_t *p, const eg_mem_unit_t *u, bo
     return o;
 }
 
-static bool same_scope(const eg_obs_scope_t *a, const eg_obs_scope_t *b)
-{
-    if (a->ntags != b->ntags)
-        return false;
-    for (size_t i = 0; i < a->ntags; i++)
-        if (strcmp(a->tags[i], b->tags[i]) != 0)
-            return false;
-    return true;
-}
-
 static const eg_mem_unit_t *call_fact(eg__cons_run_t *r, const call_t *c, const char *id)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(r->facts[c->facts[i]].u->id, id) == 0)
             return r->facts[c->facts[i]].u;
     return NULL;
-}
-
-/* Add a fact as a source of o (sources, proof_count, dates, entities). */
-static void absorb(eg_arena_t *a, eg_mem_unit_t *o, const eg_mem_unit_t *u)
-{
-    const char **src, **ents;
-    size_t ne = 0;
-
-    for (size_t i = 0; i < o->nsources; i++)
-        if (strcmp(o->source_ids[i], u->id) == 0)
-            return;
-    src = eg_arena_alloc(a, (o->nsources + 1) * sizeof(*src));
-    for (size_t i = 0; i < o->nsources; i++)
-        src[i] = o->source_ids[i];
-    src[o->nsources++] = eg_arena_strdup(a, u->id);
-    o->source_ids = src;
-    o->proof_count = (int)o->nsources;
-    if (u->occurred_start != EG_MEM_TIME_NONE &&
-        (o->occurred_start == EG_MEM_TIME_NONE || u->occurred_start < o->occurred_start))
-        o->occurred_start = u->occurred_start;
-    if (u->occurred_end != EG_MEM_TIME_NONE &&
-        (o->occurred_end == EG_MEM_TIME_NONE || u->occurred_end > o->occurred_end))
-        o->occurred_end = u->occurred_end;
-    if (u->mentioned_at != EG_MEM_TIME_NONE &&
-        (o->mentioned_at == EG_MEM_TIME_NONE || u->mentioned_at > o->mentioned_at))
-        o->mentioned_at = u->mentioned_at;
-    ents = eg_arena_alloc(a, (o->nentities + u->nentities + 1) * sizeof(*ents));
-    for (size_t i = 0; i < o->nentities; i++)
-        ents[ne++] = o->entity_ids[i];
-    for (size_t i = 0; i < u->nentities && ne < EG_MEM_ENTITIES_MAX; i++) {
-        bool dup = false;
-        for (size_t k = 0; k < ne && !dup; k++)
-            dup = strcmp(ents[k], u->entity_ids[i]) == 0;
-        if (!dup)
-            ents[ne++] = eg_arena_strdup(a, u->entity_ids[i]);
-    }
-    o->entity_ids = ents;
-    o->nentities = ne;
 }
 
 /* The valid source facts of an answer's item, among the call's facts. */
@@ -239,7 +191,7 @@ static void integrate(eg__cons_run_t *r)
             o->text_changed = true;
         }
         for (size_t k = 0; k < ns; k++)
-            absorb(&r->batch, o->u, src[k]);
+            eg__cons_absorb(&r->batch, o->u, src[k]);
         o->u->updated_at = now;
         o->changed = true;
     }
@@ -269,7 +221,7 @@ static void integrate(eg__cons_run_t *r)
                     eg__cons_history_add(&r->batch, o->u->history, o->u->text, o->u->text, now,
                                          "merged a near-identical new observation", ids, ns);
             for (size_t k = 0; k < ns; k++)
-                absorb(&r->batch, o->u, src[k]);
+                eg__cons_absorb(&r->batch, o->u, src[k]);
             o->u->updated_at = now;
             o->changed = true;
             continue;
@@ -294,7 +246,7 @@ static void integrate(eg__cons_run_t *r)
             o->text_changed = true;
             o->vec = p->cvecs + ci * eg__cons_embedder()->dim;
             for (size_t k = 0; k < ns; k++)
-                absorb(&r->batch, o->u, src[k]);
+                eg__cons_absorb(&r->batch, o->u, src[k]);
         }
     }
     p->cur++;
@@ -371,7 +323,7 @@ static void on_merge_index(void *udata, int err, eg_mindex_t *ix)
             const lobs_t *o = &p->obs[k];
             float d;
 
-            if (!o->is_new || o->deleted || !o->vec || !same_scope(o->scope, c->scope))
+            if (!o->is_new || o->deleted || !o->vec || !eg__cons_same_scope(o->scope, c->scope))
                 continue;
             d = eg_vec_dot(o->vec, p->cvecs + i * e->dim, e->dim);
             if (d >= best) {
@@ -509,7 +461,7 @@ static void on_related(void *udata, int err, const eg_recall_result_t *res)
         lobs_t *o = &p->obs[i];
         cJSON *j;
 
-        if (o->deleted || !o->is_new || !same_scope(o->scope, c->scope))
+        if (o->deleted || !o->is_new || !eg__cons_same_scope(o->scope, c->scope))
             continue;
         j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "id", o->u->id);
@@ -702,7 +654,7 @@ void eg__cons_llm_batch(eg__cons_run_t *r)
             call_t *c = NULL;
 
             for (size_t k = p->ncalls; k-- > 0;) {
-                if (same_scope(p->calls[k].scope, sc)) {
+                if (eg__cons_same_scope(p->calls[k].scope, sc)) {
                     if (p->calls[k].n < EG_CONSOLIDATE_PER_CALL)
                         c = &p->calls[k];
                     break;
