@@ -35,6 +35,7 @@
 #define EG_RECALL_MAX_TOKENS          4096 /* default max_tokens */
 #define EG_RECALL_ENTITY_TOKENS       500  /* default include.entities.max_tokens */
 #define EG_RECALL_CHUNK_TOKENS        8192 /* default include.chunks.max_tokens */
+#define EG_RECALL_SOURCE_FACT_TOKENS  4096 /* default include.source_facts.max_tokens */
 #define EG_RECALL_QUERY_TOKENS_MAX    500  /* a longer query is refused */
 #define EG_RECALL_SEMANTIC_MIN        0.3f /* cosine floor of the semantic arm and graph seeds */
 #define EG_RECALL_RRF_K               60.0
@@ -113,6 +114,13 @@ typedef struct eg_recall_req_s {
     size_t entities_max_tokens;
     bool chunks; /* include.chunks (default off) */
     size_t chunks_max_tokens;
+    /* include.source_facts (default off): the source facts of the observation results. A
+     * per-observation budget >= 0 gives each observation that many tokens of its own and the
+     * total is then unused; otherwise they share the total; negative = unlimited (defaults
+     * 4096 total, -1 per observation). */
+    bool source_facts;
+    int64_t source_facts_max_tokens;
+    int64_t source_facts_max_tokens_per_observation;
     bool trace;
     /* prefer_observations: a fact that is a source of an observation among the results is
      * dropped from them (after the token fill; observations say it already). */
@@ -127,8 +135,8 @@ typedef struct eg_recall_req_s {
 #define EG_RECALL_TYPES_ALL ((1u << EG_FACT_NTYPES) - 1)
 
 /* Hindsight's defaults: every type, budget mid, max_tokens 4096, no tags, no floors, no window,
- * entities on (500 tokens), chunks off (8192 tokens when turned on), no trace, graph and
- * temporal arms on. */
+ * entities on (500 tokens), chunks off (8192 tokens when turned on), source facts off (4096
+ * tokens, no per-observation cap), no trace, graph and temporal arms on. */
 void eg_recall_req_init(eg_recall_req_t *r);
 
 /* Check a request: EG_EINVAL with *why set ("query is too long", ...) or 0. The query may hold
@@ -250,6 +258,19 @@ size_t eg_recall_fill(const uint32_t *tokens, size_t n, size_t max_tokens, size_
  * was cut. A cut to 0 tokens drops the chunk instead. */
 size_t eg_recall_fill_chunks(const uint32_t *tokens, size_t n, size_t budget, uint32_t *keep,
                              size_t *truncated_at);
+
+/* The source-fact fill (Hindsight's select_source_facts_within_budget). Observations o in rank
+ * order list their sources as indexes srcs[o][0 .. nsrcs[o]) into the distinct source facts
+ * 0 .. nfacts; tokens[f] is a fact's estimated tokens, or UINT32_MAX when it did not resolve
+ * (deleted, invalidated: skipped, not a cut). With
+ * per_obs >= 0 each observation spends its own per_obs tokens on its sources (a fact two
+ * observations share counts in each) and total is unused; otherwise every fact is considered once,
+ * at its first mention, against the shared total (negative: unlimited). A fact that does not fit
+ * is skipped and the fill goes on. Sets keep[f] for the facts kept (false for the rest); returns
+ * true when a resolvable fact was left out (truncated). */
+bool eg_recall_fill_sources(const uint32_t *tokens, size_t nfacts, const uint32_t *const *srcs,
+                            const size_t *nsrcs, size_t nobs, int64_t total, int64_t per_obs,
+                            bool *keep);
 
 /* The longest prefix of text (len bytes), ending at a word boundary, whose estimated token count
  * (eg_text_estimate_tokens) is at most max_tokens; returns its length in bytes (trailing
@@ -383,6 +404,15 @@ typedef struct eg_recall_result_s {
     size_t nentities;
     eg_recall_chunk_t *chunks; /* unless req.chunks; rank order */
     size_t nchunks;
+    /* req.source_facts only (else NULL/0/false): the records of the observation results' source
+     * facts that fit the budgets (eg_recall_fill_sources), in order of first mention over the
+     * observations in rank order; source facts that are deleted or invalidated are left out.
+     * NULL when no observation result names a source (Hindsight then answers no map at all).
+     * source_facts_truncated: the budget left out at least one that exists. Each observation
+     * lists all its sources in unit->source_ids either way. */
+    const eg_mem_unit_t *const *source_facts;
+    size_t nsource_facts;
+    bool source_facts_truncated;
     /* req.trace only (else NULL/0): statistics and every scored candidate. */
     const eg_recall_stats_t *stats;
     const eg_recall_trace_cand_t *candidates;
@@ -395,9 +425,10 @@ typedef void (*eg_recall_fn)(void *udata, int err, const eg_recall_result_t *res
 
 /* Recall from a bank: acquire its index, rank (eg_recall_rank), then fetch the kept results'
  * records, their entities' observations and (include.chunks) their chunks from Redis in one round
- * trip. An unknown or empty bank answers an empty result, not an error. Results whose record
- * vanished in between are skipped. The request is copied: the caller may free it on return.
- * Returns 0 (cb runs exactly once, later) or EG_EINVAL (bad request) / EG_EUNAVAIL. */
+ * trip (include.source_facts: a second reads the sources that are not results). An unknown or
+ * empty bank answers an empty result, not an error. Results whose record vanished in between are
+ * skipped. The request is copied: the caller may free it on return. Returns 0 (cb runs exactly
+ * once, later) or EG_EINVAL (bad request) / EG_EUNAVAIL. */
 int eg_recall(const char *ws_id, const char *bank_id, const eg_recall_req_t *req, eg_recall_fn cb,
               void *udata);
 

@@ -1,7 +1,9 @@
 /* The asynchronous recall: acquire the bank's index, rank in memory (recall.c), then fetch the
  * records of what is shown — the kept results, the observations of their entities, their chunks —
  * from Redis. Units and the first chunks go out together (one round trip); further chunks are
- * fetched only while the chunk budget is not spent.
+ * fetched only while the chunk budget is not spent. With include.source_facts the observation
+ * results' source ids are known only once their records are in (the index does not keep them),
+ * so one more HMGET reads the sources that are not among the results.
  *
  * Everything the index says is copied out inside the acquire callback (the index may change once
  * control returns to the loop), and the records are copied into the operation's arena as they
@@ -56,6 +58,18 @@ typedef struct recall_op_s {
     size_t nchunks;
     bool chunks_done;
 
+    /* include.source_facts: the distinct sources of the observation results in order of first
+     * mention, their records (NULL when missing), each result's sources as indexes into them
+     * (none for a result that is not a live observation), and which ones the second HMGET
+     * reads. */
+    const char **src_ids;
+    const eg_mem_unit_t **src_units;
+    size_t nsrc;
+    uint32_t **obs_srcs;
+    size_t *obs_nsrcs;
+    size_t *src_fetch;
+    size_t nfetch;
+
     eg_recall_trace_cand_t *trace;
     size_t ntrace;
 
@@ -100,6 +114,39 @@ static size_t prefer_observations(eg_recall_item_t *items, size_t n)
             items[m++] = items[i];
     }
     return m;
+}
+
+/* The source facts that fit the budgets, into res. */
+static void fill_sources(recall_op_t *op, eg_recall_result_t *res)
+{
+    eg_arena_t *a = &op->a;
+    const eg_mem_unit_t **out;
+    uint32_t *tokens;
+    bool *keep;
+
+    if (!op->nsrc)
+        return;
+    tokens = eg_arena_alloc(a, op->nsrc * sizeof(*tokens));
+    keep = eg_arena_alloc(a, op->nsrc * sizeof(*keep));
+    for (size_t f = 0; f < op->nsrc; f++) {
+        const eg_mem_unit_t *u = op->src_units[f];
+        size_t t;
+
+        if (!u || u->invalidated) {
+            tokens[f] = UINT32_MAX;
+            continue;
+        }
+        t = eg_text_estimate_tokens(u->text, strlen(u->text));
+        tokens[f] = (uint32_t)EG_MIN(t, (size_t)UINT32_MAX - 1);
+    }
+    res->source_facts_truncated = eg_recall_fill_sources(
+        tokens, op->nsrc, (const uint32_t *const *)op->obs_srcs, op->obs_nsrcs, op->n,
+        op->req.source_facts_max_tokens, op->req.source_facts_max_tokens_per_observation, keep);
+    out = eg_arena_alloc(a, op->nsrc * sizeof(*out));
+    for (size_t f = 0; f < op->nsrc; f++)
+        if (keep[f])
+            out[res->nsource_facts++] = op->src_units[f];
+    res->source_facts = out;
 }
 
 static void finish(recall_op_t *op, int err)
@@ -154,6 +201,8 @@ static void finish(recall_op_t *op, int err)
         res.chunks = op->chunks;
         res.nchunks = op->nchunks;
     }
+    if (op->req.source_facts)
+        fill_sources(op, &res);
     if (op->req.trace) {
         res.stats = &op->stats;
         res.candidates = op->trace;
@@ -166,18 +215,22 @@ static void finish(recall_op_t *op, int err)
 
 static void fetch_step(recall_op_t *op);
 
-/* The HMGET reply of the units: records are decoded straight into the operation's arena. */
-static void on_units(void *udata, int err, redisReply *r)
+/* The bank's unit hash, eg:{b:<ws>/<bank>}:u. */
+static const char *units_key(recall_op_t *op)
 {
-    recall_op_t *op = udata;
+    return eg_key(&op->a, "b", eg_arena_printf(&op->a, "%s/%s", op->ws, op->bank), "u");
+}
 
+/* Decode an HMGET reply of n unit records straight into the operation's arena: the i-th into
+ * out[at ? at[i] : i] (left NULL when missing). Returns err, or EG_EREDIS for a bad reply. */
+static int decode_units(recall_op_t *op, int err, const redisReply *r, size_t n,
+                        const eg_mem_unit_t **out, const size_t *at)
+{
     if (!err && r->type == REDIS_REPLY_ERROR)
         err = EG_EREDIS;
-    else if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != op->nids))
+    else if (!err && (r->type != REDIS_REPLY_ARRAY || r->elements != n))
         err = EG_EREDIS;
-    if (err)
-        op->err = err;
-    for (size_t i = 0; !err && i < op->nids; i++) {
+    for (size_t i = 0; !err && i < n; i++) {
         const redisReply *e = r->element[i];
         eg_mem_unit_t *u;
 
@@ -185,10 +238,139 @@ static void on_units(void *udata, int err, redisReply *r)
             continue;
         u = eg_arena_alloc(&op->a, sizeof(*u));
         if (eg__recall_unit_decode(&op->a, e->str, e->len, u) == 0)
-            op->units[i] = u;
+            out[at ? at[i] : i] = u;
         else
             eg_log_warn("recall: a stored unit record does not parse; treated as missing");
     }
+    return err;
+}
+
+/* A small string map (id -> index) in the arena, sized for at most max keys. */
+typedef struct {
+    const char **keys;
+    uint32_t *vals;
+    size_t mask;
+} idmap_t;
+
+static void idmap_init(idmap_t *m, eg_arena_t *a, size_t max)
+{
+    size_t cap = 16;
+
+    while (cap < 2 * max)
+        cap *= 2;
+    m->keys = eg_arena_calloc(a, cap * sizeof(*m->keys));
+    m->vals = eg_arena_alloc(a, cap * sizeof(*m->vals));
+    m->mask = cap - 1;
+}
+
+/* The slot of key: its value, or *added set and val stored when it was absent (add true) or
+ * NULL (add false). */
+static uint32_t *idmap_put(idmap_t *m, const char *key, uint32_t val, bool add, bool *added)
+{
+    size_t h = 1469598103934665603u;
+
+    *added = false;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        if (!m->keys[i]) {
+            if (!add)
+                return NULL;
+            m->keys[i] = key;
+            m->vals[i] = val;
+            *added = true;
+            return &m->vals[i];
+        }
+        if (!strcmp(m->keys[i], key))
+            return &m->vals[i];
+    }
+}
+
+/* The HMGET reply of the sources that are not among the results. */
+static void on_sources(void *udata, int err, redisReply *r)
+{
+    recall_op_t *op = udata;
+
+    if ((err = decode_units(op, err, r, op->nfetch, op->src_units, op->src_fetch)) != 0)
+        op->err = err;
+    op->pending--;
+    fetch_step(op);
+}
+
+/* include.source_facts, once the results' records are in: number the distinct sources of the
+ * live observation results in order of first mention, take the records of those that are results
+ * themselves, and read the others with one HMGET. 0 or a store error. */
+static int fetch_sources(recall_op_t *op)
+{
+    eg_arena_t *a = &op->a;
+    idmap_t results, seen;
+    size_t total = 0;
+    const char **argv;
+    bool added;
+    int rc;
+
+    for (size_t i = 0; i < op->n; i++) {
+        const eg_mem_unit_t *u = op->units[i];
+        if (u && !u->invalidated && u->type == EG_FACT_OBSERVATION)
+            total += u->nsources;
+    }
+    if (!total)
+        return 0;
+    op->obs_srcs = eg_arena_calloc(a, op->n * sizeof(*op->obs_srcs));
+    op->obs_nsrcs = eg_arena_calloc(a, op->n * sizeof(*op->obs_nsrcs));
+    op->src_ids = eg_arena_alloc(a, total * sizeof(*op->src_ids));
+    op->src_units = eg_arena_calloc(a, total * sizeof(*op->src_units));
+    op->src_fetch = eg_arena_alloc(a, total * sizeof(*op->src_fetch));
+    idmap_init(&results, a, op->n);
+    for (size_t i = 0; i < op->n; i++)
+        idmap_put(&results, op->ids[i], (uint32_t)i, true, &added);
+    idmap_init(&seen, a, total);
+    for (size_t i = 0; i < op->n; i++) {
+        const eg_mem_unit_t *u = op->units[i];
+
+        if (!u || u->invalidated || u->type != EG_FACT_OBSERVATION || !u->nsources)
+            continue;
+        op->obs_srcs[i] = eg_arena_alloc(a, u->nsources * sizeof(uint32_t));
+        for (size_t s = 0; s < u->nsources; s++) {
+            const char *id = u->source_ids[s];
+            uint32_t *f = idmap_put(&seen, id, (uint32_t)op->nsrc, true, &added);
+
+            if (added) {
+                const uint32_t *r = idmap_put(&results, id, 0, false, &added);
+
+                op->src_ids[op->nsrc] = id;
+                if (r)
+                    op->src_units[op->nsrc] = op->units[*r]; /* NULL when it vanished */
+                else
+                    op->src_fetch[op->nfetch++] = op->nsrc;
+                op->nsrc++;
+            }
+            op->obs_srcs[i][op->obs_nsrcs[i]++] = *f;
+        }
+    }
+    if (!op->nfetch)
+        return 0;
+    argv = eg_arena_alloc(a, (op->nfetch + 2) * sizeof(*argv));
+    argv[0] = "HMGET";
+    argv[1] = units_key(op);
+    for (size_t k = 0; k < op->nfetch; k++)
+        argv[k + 2] = op->src_ids[op->src_fetch[k]];
+    if ((rc = eg_store_commandv(on_sources, op, (int)(op->nfetch + 2), argv, NULL)) == 0)
+        op->pending++;
+    return rc;
+}
+
+/* The HMGET reply of the units. The sources of the observation results are asked for at once
+ * (their ids are in these records). */
+static void on_units(void *udata, int err, redisReply *r)
+{
+    recall_op_t *op = udata;
+
+    err = decode_units(op, err, r, op->nids, op->units, NULL);
+    if (!err && op->req.source_facts)
+        err = fetch_sources(op);
+    if (err)
+        op->err = err;
     op->pending--;
     fetch_step(op);
 }
@@ -444,7 +626,7 @@ static void on_index(void *udata, int err, eg_mindex_t *ix)
         const char **argv = eg_arena_alloc(a, (op->nids + 2) * sizeof(*argv));
 
         argv[0] = "HMGET";
-        argv[1] = eg_key(a, "b", eg_arena_printf(a, "%s/%s", op->ws, op->bank), "u");
+        argv[1] = units_key(op);
         memcpy(argv + 2, op->ids, op->nids * sizeof(*argv));
         if ((rc = eg_store_commandv(on_units, op, (int)(op->nids + 2), argv, NULL)) != 0) {
             finish(op, rc);

@@ -210,6 +210,55 @@ size_t eg_recall_fill_chunks(const uint32_t *tokens, size_t n, size_t budget, ui
     return n;
 }
 
+bool eg_recall_fill_sources(const uint32_t *tokens, size_t nfacts, const uint32_t *const *srcs,
+                            const size_t *nsrcs, size_t nobs, int64_t total, int64_t per_obs,
+                            bool *keep)
+{
+    bool skipped_any = false;
+    int64_t used = 0;
+
+    if (nfacts)
+        memset(keep, 0, nfacts * sizeof(*keep));
+    for (size_t o = 0; o < nobs; o++) {
+        int64_t obs_used = 0;
+
+        for (size_t k = 0; k < nsrcs[o]; k++) {
+            uint32_t f = srcs[o][k];
+
+            if (f >= nfacts || tokens[f] == UINT32_MAX)
+                continue;
+            if (per_obs >= 0) {
+                /* Each observation its own budget: a fact an earlier one kept still counts. */
+                if (obs_used + tokens[f] > per_obs) {
+                    skipped_any = true;
+                    continue;
+                }
+                obs_used += tokens[f];
+                keep[f] = true;
+                continue;
+            }
+            /* The shared budget: a fact kept once is not counted again, and one that did not
+             * fit never fits later (used only grows), so each fact counts at its first mention. */
+            if (keep[f])
+                continue;
+            if (total >= 0 && used + tokens[f] > total) {
+                skipped_any = true;
+                continue;
+            }
+            used += tokens[f];
+            keep[f] = true;
+        }
+    }
+    /* Truncated only when a skipped fact is missing from the final set: under per-observation
+     * budgets one observation may skip a fact that another kept. */
+    if (!skipped_any)
+        return false;
+    for (size_t f = 0; f < nfacts; f++)
+        if (!keep[f] && tokens[f] != UINT32_MAX)
+            return true;
+    return false;
+}
+
 static bool is_space(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';

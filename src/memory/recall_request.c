@@ -23,6 +23,8 @@ void eg_recall_req_init(eg_recall_req_t *r)
     r->entities = true;
     r->entities_max_tokens = EG_RECALL_ENTITY_TOKENS;
     r->chunks_max_tokens = EG_RECALL_CHUNK_TOKENS;
+    r->source_facts_max_tokens = EG_RECALL_SOURCE_FACT_TOKENS;
+    r->source_facts_max_tokens_per_observation = -1;
     r->graph = r->temporal = true;
 }
 

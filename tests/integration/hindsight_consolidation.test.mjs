@@ -2,7 +2,8 @@
 // become an observation (proof_count, source_memory_ids, the earliest fact's text) once the run
 // queued after retain finishes; stats go from pending to 0; the routes (consolidate with its
 // dedup, recover, observation scopes, one memory's observations, clearing them, history); bad
-// input; another workspace's bank of the same id; the consolidation.completed event. With a model
+// input; another workspace's bank of the same id; the consolidation.completed event; recall's
+// include.source_facts (the observations' sources keyed by id, budgets, bad input). With a model
 // (tools/mock-llm scripting the consolidation answers): creates, updates and deletes applied,
 // ids the model invents ignored, a model 500 failing the facts and the operation, then recover.
 import { test, before, after } from 'node:test';
@@ -203,6 +204,84 @@ test('routes: consolidate (dedup), recover, one memory\'s observations, clear, b
     assert.equal((await b('DELETE', `${bank(id)}/memories/${fact}/observations`)).status, 404);
     assert.deepEqual(ok(await b('DELETE', `${bank(id)}/observations`)).deleted_count, 0);
     assert.equal((await list(a, id, 'type=world')).total, 2); // A's facts untouched
+});
+
+test('recall include.source_facts: the sources of observation results, keyed by id, within budget', async () => {
+    const id = uniqueName('cons');
+    const text = 'Hana plays the cello in a string quartet.';
+    await retain(a, id, text, ['u:h']);
+    await retain(a, id, text, ['u:h']);
+    await retain(a, id, 'Ivan collects old sea charts.', ['u:h']);
+    await settled(a, id);
+    const obs = (await list(a, id, 'type=observation')).items;
+    assert.equal(obs.length, 1, JSON.stringify(obs));
+    const srcIds = [...obs[0].source_memory_ids].sort();
+    assert.equal(srcIds.length, 2);
+    const recall = async (extra) => ok(await a('POST', `${bank(id)}/memories/recall`,
+        { query: 'Hana cello quartet', types: ['observation'], ...extra }));
+
+    // Without the include there is no source_facts key; the observation lists its sources anyway.
+    const plain = await recall({});
+    assert.ok(!('source_facts' in plain) && !('source_facts_truncated' in plain), JSON.stringify(plain));
+    const r0 = plain.results.find((r) => r.id === obs[0].id);
+    assert.ok(r0, JSON.stringify(plain.results));
+    assert.deepEqual([...r0.source_fact_ids].sort(), srcIds);
+    assert.ok(!('source_facts' in await recall({ include: { source_facts: null } })));
+
+    // {} takes the defaults (4096 tokens): both sources, as RecallResults keyed by their ids.
+    const full = await recall({ include: { source_facts: {} } });
+    assert.deepEqual(Object.keys(full.source_facts).sort(), srcIds, JSON.stringify(full));
+    assert.equal(full.source_facts_truncated, false);
+    for (const [k, f] of Object.entries(full.source_facts)) {
+        assert.equal(f.id, k);
+        assert.equal(f.text, text);
+        assert.equal(f.type, 'world');
+        assert.deepEqual(f.tags, ['u:h']);
+        assert.match(f.mentioned_at, ISO);
+        assert.ok(!('scores' in f) && !('source_fact_ids' in f), JSON.stringify(f));
+    }
+    assert.deepEqual([...full.results.find((r) => r.id === obs[0].id).source_fact_ids].sort(), srcIds);
+    // Unlimited, and a per-observation budget that replaces a total of 0.
+    assert.deepEqual(Object.keys((await recall({ include: { source_facts: { max_tokens: -1 } } })).source_facts).sort(), srcIds);
+    const per = await recall({ include: { source_facts: { max_tokens: 0, max_tokens_per_observation: 500 } } });
+    assert.deepEqual(Object.keys(per.source_facts).sort(), srcIds);
+    assert.equal(per.source_facts_truncated, false);
+
+    // A budget too small for any source: none, and the response says the map was cut.
+    for (const sf of [{ max_tokens: 1 }, { max_tokens: -1, max_tokens_per_observation: 1 }]) {
+        const tiny = await recall({ include: { source_facts: sf } });
+        assert.deepEqual(tiny.source_facts, {}, JSON.stringify(sf));
+        assert.equal(tiny.source_facts_truncated, true, JSON.stringify(sf));
+        assert.deepEqual([...tiny.results.find((r) => r.id === obs[0].id).source_fact_ids].sort(), srcIds);
+    }
+
+    // No observation among the results: no map, and nothing was cut.
+    const facts = await recall({ types: ['world'], include: { source_facts: {} } });
+    assert.ok(facts.results.length > 0);
+    assert.ok(!('source_facts' in facts), JSON.stringify(facts));
+    assert.equal(facts.source_facts_truncated, false);
+
+    // Facts among the results are in the map too.
+    const both = await recall({ types: ['world', 'observation'], include: { source_facts: {} } });
+    assert.ok(both.results.some((r) => srcIds.includes(r.id)), JSON.stringify(both.results));
+    assert.deepEqual(Object.keys(both.source_facts).sort(), srcIds);
+
+    // Wrong types: pydantic's 422 with the field's location.
+    for (const [sf, type, field] of [
+        [{ max_tokens: 'many' }, 'int_parsing', 'max_tokens'],
+        [{ max_tokens: 1.5 }, 'int_from_float', 'max_tokens'],
+        [{ max_tokens_per_observation: null }, 'int_type', 'max_tokens_per_observation'],
+        [{ max_tokens_per_observation: [1] }, 'int_type', 'max_tokens_per_observation'],
+        ['all', 'model_attributes_type', null],
+    ]) {
+        const r = await a('POST', `${bank(id)}/memories/recall`, { query: 'Hana', include: { source_facts: sf } });
+        assert.equal(r.status, 422, `${JSON.stringify(sf)}: ${r.body}`);
+        const d = r.json.detail[0];
+        assert.equal(d.type, type, r.body);
+        assert.deepEqual(d.loc, ['body', 'include', 'source_facts', ...(field ? [field] : [])], r.body);
+    }
+    // Lax ints, as pydantic reads them.
+    assert.equal((await recall({ include: { source_facts: { max_tokens: '1' } } })).source_facts_truncated, true);
 });
 
 test('enable_observations false: retain queues nothing', async () => {

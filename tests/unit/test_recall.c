@@ -464,6 +464,49 @@ Test(recall, chunk_fill_cuts_the_last)
     cr_assert_eq(eg_recall_fill_chunks(t, 3, 0, keep, &cut), 0);
 }
 
+/* Two observations in rank order over four distinct sources: o0 = {f0, f1, f2}, o1 = {f2, f3};
+ * f1 is deleted (UINT32_MAX). */
+Test(recall, source_fill_budgets)
+{
+    const uint32_t t[] = {10, UINT32_MAX, 30, 5};
+    const uint32_t o0[] = {0, 1, 2}, o1[] = {2, 3};
+    const uint32_t *const srcs[] = {o0, o1};
+    const size_t ns[] = {3, 2};
+    bool keep[4];
+
+    /* Unlimited: everything that exists, nothing truncated; a deleted fact is no cut. */
+    cr_assert_not(eg_recall_fill_sources(t, 4, srcs, ns, 2, -1, -1, keep));
+    cr_assert(keep[0] && !keep[1] && keep[2] && keep[3]);
+    /* Exactly enough for the three that exist. */
+    cr_assert_not(eg_recall_fill_sources(t, 4, srcs, ns, 2, 45, -1, keep));
+    cr_assert(keep[0] && keep[2] && keep[3]);
+    /* Shared total 20: f2 (30) does not fit and is skipped, the fill goes on to f3. */
+    cr_assert(eg_recall_fill_sources(t, 4, srcs, ns, 2, 20, -1, keep));
+    cr_assert(keep[0] && !keep[2] && keep[3]);
+    /* Total 0: nothing, truncated. */
+    cr_assert(eg_recall_fill_sources(t, 4, srcs, ns, 2, 0, -1, keep));
+    cr_assert(!keep[0] && !keep[2] && !keep[3]);
+    /* Per observation 35 replaces the total (1 here): o0 keeps f0 then cannot fit f2 (10 + 30),
+     * o1 has its own 35 and keeps f2 and f3, so nothing is missing in the end. */
+    cr_assert_not(eg_recall_fill_sources(t, 4, srcs, ns, 2, 1, 35, keep));
+    cr_assert(keep[0] && keep[2] && keep[3]);
+    /* Per observation 10: f0 (o0) and f3 (o1); f2 fits neither. */
+    cr_assert(eg_recall_fill_sources(t, 4, srcs, ns, 2, -1, 10, keep));
+    cr_assert(keep[0] && !keep[2] && keep[3]);
+    /* A fact two observations share counts in each one's budget: o1 = {f0} again at 9 each. */
+    {
+        const uint32_t t2[] = {9, 1};
+        const uint32_t p0[] = {0, 1}, p1[] = {0};
+        const uint32_t *const s2[] = {p0, p1};
+        const size_t n2[] = {2, 1};
+
+        cr_assert(eg_recall_fill_sources(t2, 2, s2, n2, 2, -1, 9, keep));
+        cr_assert(keep[0] && !keep[1]);
+    }
+    /* No observations, no facts. */
+    cr_assert_not(eg_recall_fill_sources(NULL, 0, NULL, NULL, 0, 10, -1, NULL));
+}
+
 Test(recall, cut_tokens_at_word_boundaries)
 {
     const char *s = "The quick brown fox jumps over the lazy dog.";

@@ -77,11 +77,19 @@ typedef struct {
     const char *tag;
 } fact_t;
 
+/* What a few facts have besides: an observation's sources, an invalidated state. */
+typedef struct {
+    const char *const *sources;
+    size_t nsources;
+    bool invalidated;
+} fact_extra_t;
+
 static const char *const ENT_NAMES[] = {"Maya", "Lisbon", "Priya", "Amsterdam", "Subaru"};
 
-/* Write a document with the given facts as one chunk (its text is the facts joined). */
-static void write_doc(const char *doc, const fact_t *f, size_t n, size_t first_id,
-                      eg_mem_entity_ref_t *ents, size_t nents)
+/* Write a document with the given facts as one chunk (its text is the facts joined); x: NULL
+ * or each fact's extras. */
+static void write_doc_x(const char *doc, const fact_t *f, const fact_extra_t *x, size_t n,
+                        size_t first_id, eg_mem_entity_ref_t *ents, size_t nents)
 {
     eg_mem_new_unit_t *u = eg_arena_calloc(&E.a, n * sizeof(*u));
     const char **chunks = eg_arena_alloc(&E.a, sizeof(char *));
@@ -121,7 +129,10 @@ static void write_doc(const char *doc, const fact_t *f, size_t n, size_t first_i
             .chunk_id = eg_mem_chunk_id(&E.a, E.bank, doc, 0),
             .invalidated_at = EG_MEM_TIME_NONE,
             .edited_at = EG_MEM_TIME_NONE,
-            .proof_count = 1,
+            .proof_count = x && x[i].nsources ? (int)x[i].nsources : 1,
+            .source_ids = x ? x[i].sources : NULL,
+            .nsources = x ? x[i].nsources : 0,
+            .invalidated = x && x[i].invalidated,
         };
         u[i].vec = v;
     }
@@ -146,6 +157,12 @@ static void write_doc(const char *doc, const fact_t *f, size_t n, size_t first_i
     wait_for(&done);
     for (size_t i = 0; i < nents; i++)
         ents[i].is_new = false;
+}
+
+static void write_doc(const char *doc, const fact_t *f, size_t n, size_t first_id,
+                      eg_mem_entity_ref_t *ents, size_t nents)
+{
+    write_doc_x(doc, f, NULL, n, first_id, ents, nents);
 }
 
 static void setup(void)
@@ -234,6 +251,12 @@ typedef struct {
     bool chunk_trunc[4];
     bool has_stats;
     eg_recall_stats_t stats;
+    size_t nsources[16]; /* each result's source_ids */
+    size_t nsrc;
+    bool has_src; /* source_facts not NULL */
+    char src_ids[8][EG_MEM_UUID_LEN + 1];
+    char src_text[8][128];
+    bool src_trunc;
 } out_t;
 
 static void recalled(void *udata, int err, const eg_recall_result_t *res)
@@ -258,6 +281,15 @@ static void recalled(void *udata, int err, const eg_recall_result_t *res)
         o->nnames[i] = it->nentity_names;
         for (size_t k = 0; k < it->nentity_names && k < 4; k++)
             snprintf(o->names[i][k], 32, "%s", it->entity_names[k]);
+        o->nsources[i] = it->unit->nsources;
+    }
+    o->nsrc = res->nsource_facts;
+    o->has_src = res->source_facts != NULL;
+    o->src_trunc = res->source_facts_truncated;
+    for (size_t i = 0; i < res->nsource_facts && i < 8; i++) {
+        cr_assert_not(res->source_facts[i]->invalidated);
+        snprintf(o->src_ids[i], sizeof(o->src_ids[i]), "%s", res->source_facts[i]->id);
+        snprintf(o->src_text[i], sizeof(o->src_text[i]), "%s", res->source_facts[i]->text);
     }
     o->nents = res->nentities;
     for (size_t e = 0; e < res->nentities && e < 8; e++) {
@@ -413,4 +445,96 @@ Test(recall_store, unknown_bank_and_bad_requests)
     req.query_len = 1;
     cr_assert_eq(eg_recall(E.ws, E.bank, &req, recalled, &o), EG_EINVAL);
     cr_assert_eq(eg_recall(NULL, E.bank, &req, recalled, &o), EG_EINVAL);
+}
+
+/* include.source_facts: an observation over three live facts, one fact that was invalidated and
+ * an id that was never stored. */
+Test(recall_store, source_facts_of_observations)
+{
+    static const fact_t old[] = {
+        {"Maya once flew to Lisbon through Madrid.", EG_FACT_WORLD, {-1, -1, -1}, NULL},
+    };
+    static const fact_t obs[] = {
+        {"Maya flies to Lisbon to see Priya.", EG_FACT_OBSERVATION, {-1, -1, -1}, NULL},
+    };
+    const fact_extra_t invalid = {NULL, 0, true};
+    const char *srcs[5];
+    const fact_extra_t sources = {srcs, 5, false};
+    eg_recall_req_t req;
+    size_t i, t0;
+    out_t o;
+
+    write_doc_x("old", old, &invalid, 1, 5, NULL, 0);
+    srcs[0] = E.id[0];
+    srcs[1] = E.id[1];
+    srcs[2] = "00000000-0000-4000-8000-000000000000";
+    srcs[3] = E.id[5];
+    srcs[4] = E.id[3];
+    write_doc_x("obs", obs, &sources, 1, 6, NULL, 0);
+
+    /* Off by default. */
+    eg_recall_req_init(&req);
+    req.types = 1u << EG_FACT_OBSERVATION;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    i = find(&o, E.id[6]);
+    cr_assert_neq(i, SIZE_MAX);
+    cr_assert_eq(o.nsources[i], 5, "the observation lists all its sources");
+    cr_assert_eq(o.nsrc, 0);
+    cr_assert_not(o.has_src);
+    cr_assert_not(o.src_trunc);
+
+    /* Unlimited: the three that exist, in their order; the invalidated and the missing one are
+     * skipped without counting as a cut. */
+    req.source_facts = true;
+    req.source_facts_max_tokens = -1;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_eq(o.nsrc, 3);
+    cr_assert_str_eq(o.src_ids[0], E.id[0]);
+    cr_assert_str_eq(o.src_ids[1], E.id[1]);
+    cr_assert_str_eq(o.src_ids[2], E.id[3]);
+    cr_assert_str_eq(o.src_text[2], "Maya drives a blue Subaru Outback.");
+    cr_assert_not(o.src_trunc);
+    /* The default 4096 holds them too. */
+    req.source_facts_max_tokens = EG_RECALL_SOURCE_FACT_TOKENS;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_eq(o.nsrc, 3);
+    cr_assert_not(o.src_trunc);
+
+    /* A total of exactly the first fact's tokens keeps only it, and says so. */
+    t0 = eg_text_estimate_tokens(o.src_text[0], strlen(o.src_text[0]));
+    req.source_facts_max_tokens = (int64_t)t0;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_eq(o.nsrc, 1);
+    cr_assert_str_eq(o.src_ids[0], E.id[0]);
+    cr_assert(o.src_trunc);
+    /* A per-observation budget replaces the total. */
+    req.source_facts_max_tokens = 0;
+    req.source_facts_max_tokens_per_observation = 1000;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_eq(o.nsrc, 3);
+    cr_assert_not(o.src_trunc);
+    req.source_facts_max_tokens_per_observation = 0;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_eq(o.nsrc, 0);
+    cr_assert(o.has_src, "an empty map: the observation has sources, none fit");
+    cr_assert(o.src_trunc);
+
+    /* Facts among the results are sources too (their records are the results'). */
+    eg_recall_req_init(&req);
+    req.types = (1u << EG_FACT_OBSERVATION) | (1u << EG_FACT_WORLD);
+    req.source_facts = true;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_neq(find(&o, E.id[6]), SIZE_MAX);
+    cr_assert_neq(find(&o, E.id[0]), SIZE_MAX);
+    cr_assert_eq(o.nsrc, 3);
+    cr_assert_str_eq(o.src_ids[0], E.id[0]);
+    cr_assert_not(o.src_trunc);
+
+    /* Only facts among the results: no world result is an observation, so no sources. */
+    req.types = 1u << EG_FACT_WORLD;
+    recall(E.bank, &req, "Maya flies to Lisbon", &o);
+    cr_assert_gt(o.n, 0);
+    cr_assert_eq(o.nsrc, 0);
+    cr_assert_not(o.has_src);
+    cr_assert_not(o.src_trunc);
 }

@@ -12,9 +12,10 @@
 #include "engram/util.h"
 #include "hindsight_int.h"
 
-#define B                 "/v1/default/banks/{bank_id}"
-#define TAG_GROUP_DEPTH   16 /* nesting of tag_groups accepted */
-#define INCLUDE_TOKEN_MAX 1000000
+#define B                      "/v1/default/banks/{bank_id}"
+#define TAG_GROUP_DEPTH        16 /* nesting of tag_groups accepted */
+#define INCLUDE_TOKEN_MAX      1000000
+#define INCLUDE_SOURCE_INT_MAX (INT64_C(1) << 53) /* exact in a double */
 
 static const char *const budgets[] = {"low", "mid", "high", NULL};
 static const char *const matches[] = {"any", "all", "any_strict", "all_strict", "exact", NULL};
@@ -22,7 +23,6 @@ static const char *const matches[] = {"any", "all", "any_strict", "all_strict", 
 typedef struct {
     eg_req_t *req;
     eg_recall_req_t r;
-    bool source_facts; /* include.source_facts asked for */
 } recall_ctx_t;
 
 /* ---- parsing ------------------------------------------------------------------------------- */
@@ -72,6 +72,64 @@ static void include_opt(const cJSON *inc, const char *name, bool *on, size_t *ma
         return;
     }
     *max_tokens = (size_t)m->valuedouble;
+}
+
+/* include.source_facts.<name>: SourceFactsIncludeOptions' plain ints (negative: unlimited), lax
+ * as pydantic is ("12" and 12.0 are 12); null or another type is an int_type error. */
+static void source_facts_int(const cJSON *sf, const char *name, int64_t *out, cJSON *errs)
+{
+    static const char *const why[] = {
+        [EG_BANK_CFG_BAD_TYPE] = "int_type",
+        [EG_BANK_CFG_BAD_PARSE] = "int_parsing",
+        [EG_BANK_CFG_FRACTION] = "int_from_float",
+    };
+    static const char *const msg[] = {
+        [EG_BANK_CFG_BAD_TYPE] = "Input should be a valid integer",
+        [EG_BANK_CFG_BAD_PARSE] = "Input should be a valid integer, unable to parse string as an "
+                                  "integer",
+        [EG_BANK_CFG_FRACTION] = "Input should be a valid integer, got a number with a "
+                                 "fractional part",
+    };
+    const eg_bank_cfg_key_t k = {.name = name,
+                                 .type = EG_BANK_CFG_INT,
+                                 .min = -INCLUDE_SOURCE_INT_MAX,
+                                 .max = INCLUDE_SOURCE_INT_MAX};
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sf, name);
+    eg_bank_cfg_why_t w = EG_BANK_CFG_BAD_TYPE;
+    cJSON *norm = NULL, *loc;
+
+    if (v == NULL)
+        return;
+    if (!cJSON_IsNull(v) && (w = eg_bank_cfg_coerce(&k, v, &norm)) == EG_BANK_CFG_OK && norm) {
+        *out = (int64_t)norm->valuedouble;
+        cJSON_Delete(norm);
+        return;
+    }
+    cJSON_Delete(norm);
+    loc = loc2("include", "source_facts");
+    cJSON_AddItemToArray(loc, cJSON_CreateString(name));
+    if (w != EG_BANK_CFG_BAD_PARSE && w != EG_BANK_CFG_FRACTION) /* or past any real budget */
+        w = EG_BANK_CFG_BAD_TYPE;
+    eg__hs_verr_loc(errs, loc, why[w], msg[w], v, NULL);
+}
+
+/* include.source_facts: absent or null is off, an object turns it on with its budgets. */
+static void include_source_facts(const cJSON *inc, eg_recall_req_t *r, cJSON *errs)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(inc, "source_facts");
+
+    if (v == NULL || cJSON_IsNull(v))
+        return;
+    if (!cJSON_IsObject(v)) {
+        eg__hs_verr_loc(errs, loc2("include", "source_facts"), "model_attributes_type",
+                        "Input should be a valid dictionary or object to extract fields from", v,
+                        NULL);
+        return;
+    }
+    r->source_facts = true;
+    source_facts_int(v, "max_tokens", &r->source_facts_max_tokens, errs);
+    source_facts_int(v, "max_tokens_per_observation", &r->source_facts_max_tokens_per_observation,
+                     errs);
 }
 
 /* The strings of a JSON array into the arena; false (and an error) when it is not a list of
@@ -281,11 +339,9 @@ static bool parse(recall_ctx_t *c, const cJSON *body)
         if (!cJSON_IsObject(v)) {
             eg__hs_verr_type(errs, "include", NULL, "model", v);
         } else {
-            size_t ignored = 0;
-
             include_opt(v, "entities", &r->entities, &r->entities_max_tokens, errs);
             include_opt(v, "chunks", &r->chunks, &r->chunks_max_tokens, errs);
-            include_opt(v, "source_facts", &c->source_facts, &ignored, errs);
+            include_source_facts(v, r, errs);
         }
     }
 
@@ -587,7 +643,9 @@ static void w_json(eg_buf_t *b, const char *key, const cJSON *v)
     cJSON_Delete(c);
 }
 
-static void w_item(eg_buf_t *b, const eg_recall_item_t *it)
+/* A RecallResult. A source fact (source true) is the bare record, as Hindsight gives it: no
+ * entities, no scores. */
+static void w_item(eg_buf_t *b, const eg_recall_item_t *it, bool source)
 {
     const eg_mem_unit_t *u = it->unit;
 
@@ -595,7 +653,8 @@ static void w_item(eg_buf_t *b, const eg_recall_item_t *it)
     w_jstr(b, u->id);
     w_str(b, "text", u->text);
     w_str(b, "type", eg_fact_type_name(u->type));
-    w_strings(b, "entities", it->entity_names, it->nentity_names);
+    if (!source)
+        w_strings(b, "entities", it->entity_names, it->nentity_names);
     if (u->context && u->context[0])
         w_str(b, "context", u->context);
     w_time(b, "occurred_start", u->occurred_start);
@@ -609,6 +668,10 @@ static void w_item(eg_buf_t *b, const eg_recall_item_t *it)
     w_strings(b, "tags", u->tags, u->ntags);
     if (u->nsources)
         w_strings(b, "source_fact_ids", u->source_ids, u->nsources);
+    if (source) {
+        eg_buf_append(b, "}", 1);
+        return;
+    }
     eg_buf_puts(b, ",\"scores\":{\"final\":");
     w_number(b, it->final);
     w_score(b, "semantic", it->semantic);
@@ -709,7 +772,7 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
     for (size_t i = 0; i < res->n; i++) {
         if (i)
             eg_buf_append(&b, ",", 1);
-        w_item(&b, &res->items[i]);
+        w_item(&b, &res->items[i], false);
     }
     eg_buf_append(&b, "]", 1);
     if (c->r.trace) {
@@ -776,10 +839,26 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
         }
         eg_buf_append(&b, "}", 1);
     }
-    if (c->source_facts) {
-        /* Source facts belong to observation results; none carry source_fact_ids yet. */
-        eg_buf_puts(&b, ",\"source_facts\":{},\"source_facts_truncated\":false");
+    if (c->r.source_facts && res->source_facts) {
+        /* Keyed by fact id; every observation result lists all its sources in source_fact_ids,
+         * those the budget left out have no entry here (source_facts_truncated). Without any
+         * source to show (no observation result names one) Hindsight's map is null: left out. */
+        w_key(&b, "source_facts");
+        eg_buf_append(&b, "{", 1);
+        for (size_t i = 0; i < res->nsource_facts; i++) {
+            const eg_recall_item_t it = {.unit = res->source_facts[i]};
+
+            if (i)
+                eg_buf_append(&b, ",", 1);
+            w_jstr(&b, it.unit->id);
+            eg_buf_append(&b, ":", 1);
+            w_item(&b, &it, true);
+        }
+        eg_buf_append(&b, "}", 1);
     }
+    if (c->r.source_facts)
+        eg_buf_puts(&b, res->source_facts_truncated ? ",\"source_facts_truncated\":true"
+                                                    : ",\"source_facts_truncated\":false");
     eg_buf_append(&b, "}", 1);
     eg_res_send(req, 200, "application/json", b.data, b.len);
     eg_buf_free(&b);
