@@ -75,8 +75,9 @@ int eg_consolidate_enqueue(const char *ws_id, const char *bank_id, const cJSON *
 /* Is scopes (NULL allowed) a valid argument of eg_consolidate_enqueue? */
 bool eg_consolidate_scopes_valid(const cJSON *scopes);
 
-/* Queue a run after a retain that wrote facts when the bank's enable_observations is true
- * (bank record read here) and the worker is started in this process; errors are logged. */
+/* Queue a run after a retain that wrote facts (or a curated edit that made a fact pending again,
+ * engram/memories.h) when the bank's enable_observations is true (bank record read here) and the
+ * worker is started in this process; errors are logged. */
 void eg_consolidate_after_retain(const char *ws_id, const char *bank_id);
 
 typedef void (*eg_consolidate_count_fn)(void *udata, int err, int64_t n);

@@ -120,7 +120,10 @@ typedef void (*eg_memory_patch_fn)(void *udata, int err, const char *why, const 
 /* Edit one world or experience fact: read it, apply p, write it back if nobody changed it
  * meanwhile (eg_mem_unit_replace with the read updated_at), retrying from the read otherwise.
  * updated_at becomes now; edited_at too when the content (text, context, dates, type, entities)
- * changed; invalidated_at is set on invalidation and cleared (with the reason) on revert. */
+ * changed; invalidated_at is set on invalidation and cleared (with the reason) on revert. A new
+ * text or a change of state also makes the fact pending for consolidation, drops the links it
+ * holds and removes it from the observations made from it, in the same write (eg_mem_unit_curate);
+ * a valid fact made pending queues a consolidation run (eg_consolidate_after_retain). */
 int eg_memories_patch(const char *ws_id, const char *bank_id, const char *unit_id,
                       const eg_memory_patch_t *p, eg_memory_patch_fn cb, void *udata);
 

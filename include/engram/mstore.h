@@ -303,8 +303,22 @@ int eg_mem_unit_replace_ents(const char *ws_id, const char *bank_id, const eg_me
                              const eg_mem_entity_ref_t *news, size_t nnew, eg_mem_count_fn cb,
                              void *udata);
 
+/* eg_mem_unit_replace_ents that, with detach, also drops the links the unit holds (semantic and
+ * causal ones on both sides, the temporal ones it holds; those other units hold to it stay) and
+ * removes it from the source_ids of every observation listing it (proof_count follows,
+ * updated_at becomes now; an observation left with no source is deleted), in the same script:
+ * a curated edit of a fact's text, or its invalidation. */
+int eg_mem_unit_curate(const char *ws_id, const char *bank_id, const eg_mem_unit_t *u,
+                       const float *vec, size_t dim, int64_t expect_updated_at,
+                       const eg_mem_entity_ref_t *news, size_t nnew, bool detach,
+                       eg_mem_count_fn cb, void *udata);
+
 /* Delete units (their vectors, links both ways, entity mentions, document membership and the
- * counters); cb gets the number that existed. */
+ * counters); a deleted world or experience fact that consolidation took in is removed from the
+ * source_ids of the observations listing it (proof_count follows; an observation left with no
+ * source is deleted), in the same script — so too for eg_mem_doc_delete, eg_mem_clear and a
+ * replacing eg_mem_write. cb gets the number that existed (observations deleted that way are
+ * not counted). */
 int eg_mem_units_delete(const char *ws_id, const char *bank_id, const char *const *ids, size_t n,
                         eg_mem_count_fn cb, void *udata);
 

@@ -6,10 +6,18 @@
  * EG_MEMORIES_PATCH_TRIES times). A new text is re-embedded with the process's embedder
  * (engram/llm.h; the builtin one at the dimension of the bank's vectors); entity names are resolved
  * as retain resolves them, against the bank's index, and names that match nothing become new
- * entities in the same write. The edited memory is read back for the answer. */
+ * entities in the same write. The edited memory is read back for the answer.
+ *
+ * Consolidation (docs/consolidation.md, "Curated edits"). A new text, or a change of state, makes
+ * the fact pending again and detaches it in the same script (eg_mem_unit_curate): the links it
+ * holds are dropped and every observation listing it among its sources forgets it (proof_count
+ * follows; one left with no source is deleted). Hindsight's "drops its derived observations":
+ * what the observations drew from this fact goes, what they drew from other facts stays. A valid
+ * fact made pending that way queues a consolidation run of the bank (deduplicated). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/consolidate.h"
 #include "engram/embed.h"
 #include "engram/error.h"
 #include "engram/llm.h"
@@ -30,6 +38,8 @@ typedef struct patch_req_s {
     eg_mem_entity_ref_t *news; /* entities the edit creates */
     size_t nnews;
     size_t dim;
+    bool detach;  /* drop its links and its place in observations (text or state changed) */
+    bool requeue; /* valid and pending after the edit: queue a consolidation run */
     char why[320];
 } patch_req_t;
 
@@ -70,6 +80,8 @@ static void on_patch_written(void *udata, int err, int64_t n)
         patch_done(pr, err, NULL);
         return;
     }
+    if (pr->requeue)
+        eg_consolidate_after_retain(pr->r.ws_id, pr->r.bank_id);
     ids[0] = pr->unit_id;
     err = eg__mem_fetch(&pr->r.arena, pr->r.ws_id, pr->r.bank_id, ids, 1, on_patch_reread, pr);
     if (err)
@@ -78,8 +90,8 @@ static void on_patch_written(void *udata, int err, int64_t n)
 
 static void patch_write(patch_req_t *pr)
 {
-    int rc = eg_mem_unit_replace_ents(pr->r.ws_id, pr->r.bank_id, pr->u, pr->vec, pr->dim,
-                                      pr->expect, pr->news, pr->nnews, on_patch_written, pr);
+    int rc = eg_mem_unit_curate(pr->r.ws_id, pr->r.bank_id, pr->u, pr->vec, pr->dim, pr->expect,
+                                pr->news, pr->nnews, pr->detach, on_patch_written, pr);
 
     if (rc)
         patch_done(pr, rc, NULL);
@@ -193,11 +205,13 @@ static bool apply(patch_req_t *pr, int64_t now)
 {
     eg_mem_unit_t *u = pr->u;
     const eg_memory_patch_t *p = &pr->p;
-    bool content = false;
+    bool content = false, was_invalidated = u->invalidated;
 
+    pr->detach = false;
     if (p->text && strcmp(p->text, u->text) != 0) {
         u->text = p->text;
         content = true;
+        pr->detach = true;
     }
     if (p->context && strcmp(p->context, u->context) != 0) {
         u->context = p->context;
@@ -227,6 +241,14 @@ static bool apply(patch_req_t *pr, int64_t now)
         u->invalidation_reason = NULL;
         u->invalidated_at = EG_MEM_TIME_NONE;
     }
+    if (p->set_state && u->invalidated != was_invalidated)
+        pr->detach = true; /* invalidation prunes; a revert comes back pending */
+    if (pr->detach) {
+        u->consolidated_at = EG_MEM_TIME_NONE;
+        u->consolidation_failed_at = EG_MEM_TIME_NONE;
+        u->consolidation_error = NULL;
+    }
+    pr->requeue = pr->detach && !u->invalidated;
     if (content)
         u->edited_at = now;
     u->updated_at = now > u->updated_at ? now : u->updated_at + 1;

@@ -60,10 +60,11 @@ static eg_script_t s_mem_entities = {
 };
 
 /* ARGV now, unit id, expected updated_at ('' none), record, vector ('' keeps), entity ids
- * (comma-separated), document id ('' none), dim, then four per new entity: id, folded name,
- * record, seen ('' none). A new entity whose folded name exists by now is that entity (its id is
- * replaced in the record and the id list, as a retain write merges). Nothing is written unless
- * every check passes. Returns 1. */
+ * (comma-separated), document id ('' none), dim, detach ('1': drop the unit's links and remove
+ * it from the observations made from it, see EG__MEM_LUA_LIB), then four per new entity: id,
+ * folded name, record, seen ('' none). A new entity whose folded name exists by now is that
+ * entity (its id is replaced in the record and the id list, as a retain write merges). Nothing is
+ * written unless every check passes. Returns 1. */
 static eg_script_t s_mem_unit_replace = {
     .name = "mem_unit_replace",
     .source = EG__MEM_LUA_LIB
@@ -79,7 +80,7 @@ static eg_script_t s_mem_unit_replace = {
     "if type(od) ~= 'string' then od = '' end\n"
     "if od ~= ARGV[7] then return redis.error_reply('EG_INVALID document_id changed') end\n"
     "local urec, ids, make, made = ARGV[4], ARGV[6], {}, {}\n"
-    "for k = 9, #ARGV - 3, 4 do\n"
+    "for k = 10, #ARGV - 3, 4 do\n"
     "  local nid, folded = ARGV[k], ARGV[k + 1]\n"
     "  if redis.call('HEXISTS', K.e, nid) == 0 then\n"
     "    local other = redis.call('HGET', K.en, folded)\n"
@@ -131,6 +132,10 @@ static eg_script_t s_mem_unit_replace = {
     "end\n"
     "redis.call('HSET', K.u, id, urec)\n"
     "if ARGV[5] ~= '' then redis.call('HSET', K.v, id, ARGV[5]) end\n"
+    "if ARGV[9] == '1' then\n"
+    "  links_drop(id)\n"
+    "  mark(gone, gonel, id)\n"
+    "end\n"
     "mark(cu, cul, id)\n"
     "finish(ARGV[1], '0')\n"
     "return 1\n",
@@ -553,9 +558,18 @@ int eg_mem_unit_replace_ents(const char *ws_id, const char *bank_id, const eg_me
                              const eg_mem_entity_ref_t *news, size_t nnew, eg_mem_count_fn cb,
                              void *udata)
 {
+    return eg_mem_unit_curate(ws_id, bank_id, u, vec, dim, expect_updated_at, news, nnew, false, cb,
+                              udata);
+}
+
+int eg_mem_unit_curate(const char *ws_id, const char *bank_id, const eg_mem_unit_t *u,
+                       const float *vec, size_t dim, int64_t expect_updated_at,
+                       const eg_mem_entity_ref_t *news, size_t nnew, bool detach,
+                       eg_mem_count_fn cb, void *udata)
+{
     eg_arena_t a;
     const char **args;
-    size_t *lens, elen = 0, nargs = 8 + 4 * nnew;
+    size_t *lens, elen = 0, nargs = 9 + 4 * nnew;
     char *ents, *p;
     int rc;
 
@@ -585,14 +599,15 @@ int eg_mem_unit_replace_ents(const char *ws_id, const char *bank_id, const eg_me
     args[5] = ents;
     args[6] = u->document_id != NULL ? u->document_id : "";
     args[7] = eg_arena_printf(&a, "%zu", dim);
+    args[8] = detach ? "1" : "0";
     for (size_t i = 0; i < nnew; i++) {
         eg_mem_entity_t e = {news[i].id, news[i].name, 0, EG_MEM_TIME_NONE, EG_MEM_TIME_NONE, NULL};
         const char *folded = eg_mem_entity_fold(&a, news[i].name);
 
-        args[8 + 4 * i] = news[i].id;
-        args[9 + 4 * i] = folded[0] ? folded : news[i].name;
-        args[10 + 4 * i] = eg__mem_print(&a, eg_mem_entity_json(&e));
-        args[11 + 4 * i] = eg__mem_time_arg(&a, news[i].seen_at);
+        args[9 + 4 * i] = news[i].id;
+        args[10 + 4 * i] = folded[0] ? folded : news[i].name;
+        args[11 + 4 * i] = eg__mem_print(&a, eg_mem_entity_json(&e));
+        args[12 + 4 * i] = eg__mem_time_arg(&a, news[i].seen_at);
     }
     rc = eg__mem_count_eval(&s_mem_unit_replace, ws_id, bank_id, args, lens, nargs, cb, udata);
     eg_arena_destroy(&a);

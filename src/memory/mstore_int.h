@@ -79,10 +79,15 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
 
 /* Shared Lua of the mutating scripts. K names the keys; the change sets cu/ce/cd (with their
  * insertion-ordered lists) collect what the change entry lists; cnt collects counter deltas.
- *   unit_drop(id)        delete a unit: vector, the links it holds (the other side of semantic
- *                        and causal ones too), entity mentions (an entity left with none is
- *                        deleted), document membership; the temporal links other units hold to
- *                        it stop counting (see K.lr); true if it existed
+ *   links_drop(id)       delete the links a unit holds (the other side of semantic and causal
+ *                        ones too; a temporal one stops counting for its other end)
+ *   unit_drop(id)        delete a unit: vector, links_drop, entity mentions (an entity left with
+ *                        none is deleted), document membership; the temporal links other units
+ *                        hold to it stop counting (see K.lr); a consolidated world/experience
+ *                        fact goes to gone (below); true if it existed
+ *   gone, gonel          facts whose observations must forget them: finish removes them from
+ *                        every observation's source_ids (proof_count follows, updated_at
+ *                        becomes now) and deletes an observation left with no source
  *   doc_drop(bank, doc)  delete a document, its units and chunks; units dropped, or -1
  *   finish(now, reset)   apply the counter deltas and last_write_at, append the change entry
  *                        (reset = '1' appends a reset entry instead); nothing when unchanged */
@@ -96,7 +101,7 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "local function mark(set, list, id)\n"                                                         \
     "  if not set[id] then set[id] = true; list[#list + 1] = id end\n"                             \
     "end\n"                                                                                        \
-    "local function replace_plain(s, a, b)\n"                                                     \
+    "local function replace_plain(s, a, b)\n"                                                      \
     "  local out, i = {}, 1\n"                                                                     \
     "  while true do\n"                                                                            \
     "    local p = string.find(s, a, i, true)\n"                                                   \
@@ -144,10 +149,33 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "  mark(ce, cel, eid)\n"                                                                       \
     "  if redis.call('HINCRBY', K.es, eid .. ':n', -1) <= 0 then entity_drop(eid) end\n"           \
     "end\n"                                                                                        \
+    "local function links_drop(id)\n"                                                              \
+    "  local ls = redis.call('HGET', K.l, id)\n"                                                   \
+    "  if not ls then return end\n"                                                                \
+    "  for other, typ in string.gmatch(ls, '([^ ;]+) ([^ ;]+) [^;]*;') do\n"                       \
+    "    if typ == 'temporal' then\n"                                                              \
+    "      if redis.call('HEXISTS', K.u, other) == 1 then cnt.links = cnt.links - 1 end\n"         \
+    "      if redis.call('HINCRBY', K.lr, other, -1) <= 0 then redis.call('HDEL', K.lr, other) "   \
+    "end\n"                                                                                        \
+    "    else\n"                                                                                   \
+    "      cnt.links = cnt.links - 1\n"                                                            \
+    "      local ol = redis.call('HGET', K.l, other)\n"                                            \
+    "      if ol and other ~= id then\n"                                                           \
+    "        local rest = strip_links(ol, id)\n"                                                   \
+    "        if rest == '' then redis.call('HDEL', K.l, other)\n"                                  \
+    "        else redis.call('HSET', K.l, other, rest) end\n"                                      \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  redis.call('HDEL', K.l, id)\n"                                                              \
+    "end\n"                                                                                        \
+    "local gone, gonel = {}, {}\n"                                                                 \
     "local function unit_drop(id)\n"                                                               \
     "  local rec = redis.call('HGET', K.u, id)\n"                                                  \
     "  if not rec then return false end\n"                                                         \
     "  local o = decode(rec)\n"                                                                    \
+    "  if o.fact_type ~= 'observation' and type(o.consolidated_at) == 'number' and\n"              \
+    "     o.consolidated_at > 0 then mark(gone, gonel, id) end\n"                                  \
     "  if type(o.entity_ids) == 'table' then\n"                                                    \
     "    for _, eid in ipairs(o.entity_ids) do\n"                                                  \
     "      if type(eid) == 'string' then entity_dec(eid) end\n"                                    \
@@ -158,29 +186,10 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "    if m then redis.call('HSET', K.du, o.document_id, list_remove(m, id)) end\n"              \
     "    mark(cd, cdl, o.document_id)\n"                                                           \
     "  end\n"                                                                                      \
-    "  local ls = redis.call('HGET', K.l, id)\n"                                                   \
-    "  if ls then\n"                                                                               \
-    "    for other, typ in string.gmatch(ls, '([^ ;]+) ([^ ;]+) [^;]*;') do\n"                     \
-    "      if typ == 'temporal' then\n"                                                            \
-    "        if redis.call('HEXISTS', K.u, other) == 1 then cnt.links = cnt.links - 1 end\n"       \
-    "        if redis.call('HINCRBY', K.lr, other, -1) <= 0 then\n"                                \
-    "          redis.call('HDEL', K.lr, other)\n"                                                  \
-    "        end\n"                                                                                \
-    "      else\n"                                                                                 \
-    "        cnt.links = cnt.links - 1\n"                                                          \
-    "        local ol = redis.call('HGET', K.l, other)\n"                                          \
-    "        if ol and other ~= id then\n"                                                         \
-    "          local rest = strip_links(ol, id)\n"                                                 \
-    "          if rest == '' then redis.call('HDEL', K.l, other)\n"                                \
-    "          else redis.call('HSET', K.l, other, rest) end\n"                                    \
-    "        end\n"                                                                                \
-    "      end\n"                                                                                  \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
+    "  links_drop(id)\n"                                                                           \
     "  cnt.links = cnt.links - (tonumber(redis.call('HGET', K.lr, id)) or 0)\n"                    \
     "  redis.call('HDEL', K.u, id)\n"                                                              \
     "  redis.call('HDEL', K.v, id)\n"                                                              \
-    "  redis.call('HDEL', K.l, id)\n"                                                              \
     "  cnt.facts = cnt.facts - 1\n"                                                                \
     "  mark(cu, cul, id)\n"                                                                        \
     "  return true\n"                                                                              \
@@ -204,7 +213,50 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "  mark(cd, cdl, doc)\n"                                                                       \
     "  return n\n"                                                                                 \
     "end\n"                                                                                        \
+    "local function unsource(oid, rec, nowus)\n"                                                   \
+    "  local _, e = string.find(rec, '\"source_ids\":[', 1, true)\n"                               \
+    "  local c = e and string.find(rec, ']', e + 1, true)\n"                                       \
+    "  if not c then return end\n"                                                                 \
+    "  local kept, hit = {}, false\n"                                                              \
+    "  for sid in string.gmatch(string.sub(rec, e + 1, c - 1), '\"([^\"]*)\"') do\n"               \
+    "    if gone[sid] then hit = true else kept[#kept + 1] = '\"' .. sid .. '\"' end\n"            \
+    "  end\n"                                                                                      \
+    "  if not hit then return end\n"                                                               \
+    "  if #kept == 0 then unit_drop(oid); return end\n"                                            \
+    "  rec = string.sub(rec, 1, e) .. table.concat(kept, ',') .. string.sub(rec, c)\n"             \
+    "  rec = string.gsub(rec, '\"proof_count\":%-?%d+', '\"proof_count\":' .. #kept, 1)\n"         \
+    "  local us, ue = string.find(rec, '\"updated_at\":', 1, true)\n"                              \
+    "  if us then\n"                                                                               \
+    "    local v = string.match(rec, '^%-?%d+', ue + 1)\n"                                         \
+    "    local old = v or string.match(rec, '^null', ue + 1) or ''\n"                              \
+    "    local t = nowus\n"                                                                        \
+    "    if v and tonumber(v) >= t then t = tonumber(v) + 1 end\n"                                 \
+    "    rec = string.sub(rec, 1, ue) .. string.format('%d', t) .. string.sub(rec, ue + 1 + "      \
+    "#old)\n"                                                                                      \
+    "  end\n"                                                                                      \
+    "  redis.call('HSET', K.u, oid, rec)\n"                                                        \
+    "  mark(cu, cul, oid)\n"                                                                       \
+    "end\n"                                                                                        \
+    "local function sources_drop(now)\n"                                                           \
+    "  if #gonel == 0 then return end\n"                                                           \
+    "  local hits, cursor = {}, '0'\n"                                                             \
+    "  repeat\n"                                                                                   \
+    "    local r = redis.call('HSCAN', K.u, cursor, 'COUNT', 1000)\n"                              \
+    "    cursor = r[1]\n"                                                                          \
+    "    local kv = r[2]\n"                                                                        \
+    "    for i = 1, #kv, 2 do\n"                                                                   \
+    "      local _, e = string.find(kv[i + 1], '\"fact_type\":\"', 1, true)\n"                     \
+    "      if e and string.sub(kv[i + 1], e + 1, e + 12) == 'observation\"' then\n"                \
+    "        hits[#hits + 1] = kv[i]; hits[#hits + 1] = kv[i + 1]\n"                               \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  until cursor == '0'\n"                                                                      \
+    "  local nowus = (tonumber(now) or 0) * 1000\n"                                                \
+    "  for i = 1, #hits, 2 do unsource(hits[i], hits[i + 1], nowus) end\n"                         \
+    "  gone, gonel = {}, {}\n"                                                                     \
+    "end\n"                                                                                        \
     "local function finish(now, reset)\n"                                                          \
+    "  sources_drop(now)\n"                                                                        \
     "  if reset ~= '1' and #cul + #cel + #cdl == 0 then return end\n"                              \
     "  if redis.call('EXISTS', K.bank) == 1 then\n"                                                \
     "    if cnt.facts ~= 0 then redis.call('HINCRBY', K.bank, 'fact_count', cnt.facts) end\n"      \

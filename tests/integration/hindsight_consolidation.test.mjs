@@ -448,3 +448,76 @@ test('model: creates, updates, deletes; a model error fails the facts, recover r
     assert.equal(gobs.length, 1, JSON.stringify(gobs.map((x) => x.text)));
     assert.equal(gobs[0].proof_count, 9);
 });
+
+test('builtin: a curated text edit and deletes of source facts keep observations consistent', async () => {
+    const id = uniqueName('cons');
+    const chess = 'Carol plays chess in the park every Sunday.';
+    for (let i = 0; i < 4; i++) await retain(a, id, chess, ['user:7']);
+    await settled(a, id);
+    let obs = await list(a, id, 'type=observation');
+    assert.equal(obs.total, 1);
+    const oid = obs.items[0].id;
+    const srcs = [...obs.items[0].source_memory_ids].sort();
+    assert.equal(srcs.length, 4);
+    // The listing's item (it carries proof_count), checked against GET B/memories/{id}.
+    const getObs = async () => {
+        const it = (await list(a, id, 'type=observation')).items.find((x) => x.id === oid);
+        assert.ok(it, 'the observation is listed');
+        const one = ok(await a('GET', `${bank(id)}/memories/${oid}`));
+        assert.deepEqual([...one.source_memory_ids].sort(), [...it.source_memory_ids].sort());
+        return it;
+    };
+
+    // With observations off no run is queued: the edit's own effects stay visible.
+    ok(await a('PUT', bank(id), { enable_observations: false }));
+    const edited = ok(await a('PATCH', `${bank(id)}/memories/${srcs[0]}`, { text: 'Carol collects stamps.' }));
+    assert.equal(edited.text, 'Carol collects stamps.');
+    const item = (await list(a, id, 'type=world')).items.find((f) => f.id === srcs[0]);
+    assert.ok(!item.consolidated_at, JSON.stringify(item));
+    let o = await getObs();
+    assert.deepEqual([...o.source_memory_ids].sort(), srcs.slice(1));
+    assert.equal(o.proof_count, 3);
+    let st = ok(await a('GET', `${bank(id)}/stats`));
+    assert.equal(st.pending_consolidation, 1);
+    assert.equal((await list(a, id, 'consolidation_state=pending')).items[0].id, srcs[0]);
+
+    // With observations on, an edit queues the run itself: nothing pending once it is done, and the
+    // edited facts (no longer repeats) stay out of the observation.
+    ok(await a('PUT', bank(id), { enable_observations: true }));
+    ok(await a('PATCH', `${bank(id)}/memories/${srcs[1]}`, { text: 'Carol bakes bread on Mondays.' }));
+    st = await settled(a, id);
+    assert.equal(st.pending_consolidation, 0);
+    const facts = await list(a, id, 'type=world');
+    for (const f of facts.items) assert.match(f.consolidated_at, ISO, JSON.stringify(f));
+    o = await getObs();
+    assert.deepEqual([...o.source_memory_ids].sort(), srcs.slice(2));
+    assert.equal(o.proof_count, 2);
+
+    // Deleting a source removes it from the observation; deleting the last one deletes it.
+    ok(await a('DELETE', `${bank(id)}/memories/${srcs[2]}`));
+    o = await getObs();
+    assert.deepEqual(o.source_memory_ids, [srcs[3]]);
+    assert.equal(o.proof_count, 1);
+    ok(await a('DELETE', `${bank(id)}/memories/${srcs[3]}`));
+    assert.equal((await a('GET', `${bank(id)}/memories/${oid}`)).status, 404);
+    obs = await list(a, id, 'type=observation');
+    assert.equal(obs.total, 0);
+    st = ok(await a('GET', `${bank(id)}/stats`));
+    assert.equal(st.total_observations, 0);
+    assert.equal(st.nodes_by_fact_type.observation ?? 0, 0);
+
+    // Deleting a document cascades the same way.
+    await retain(a, id, 'Dan runs along the river at dawn.', []);
+    await retain(a, id, 'Dan runs along the river at dawn.', []);
+    await settled(a, id);
+    obs = await list(a, id, 'type=observation');
+    assert.equal(obs.total, 1);
+    const docOf = async (fid) => (await list(a, id, 'type=world')).items.find((f) => f.id === fid).document_id;
+    const [d0, d1] = [await docOf(obs.items[0].source_memory_ids[0]), await docOf(obs.items[0].source_memory_ids[1])];
+    ok(await a('DELETE', `${bank(id)}/documents/${encodeURIComponent(d0)}`));
+    o = (await list(a, id, 'type=observation')).items[0];
+    assert.equal(o.source_memory_ids.length, 1);
+    assert.equal(o.proof_count, 1);
+    ok(await a('DELETE', `${bank(id)}/documents/${encodeURIComponent(d1)}`));
+    assert.equal((await list(a, id, 'type=observation')).total, 0);
+});

@@ -2,8 +2,8 @@
  * Redis; then, against a real Redis and the real index (memories_fixture.h), the listing (order,
  * paging, every filter), one memory, and curated edits (re-embedding, entities, invalidation and
  * revert, observations refused, two concurrent edits both applied through the compare-and-set
- * retry), and an unknown bank. Part 2 (graphs, statistics, time series, tags, entities,
- * documents, chunks) is test_memories_views.c. */
+ * retry), what edits and deletes do to observations and links, and an unknown bank. Part 2 (graphs,
+ * statistics, time series, tags, entities, documents, chunks) is test_memories_views.c. */
 #include "memories_fixture.h"
 
 /* ---- pure helpers ---------------------------------------------------------------------------- */
@@ -247,13 +247,18 @@ Test(memories, patch_edits_and_curation)
     o = patch(E.B, (eg_memory_patch_t){.set_entities = true, .entities = near, .nentities = 1});
     cr_assert_str_eq(o.names, "Nobody Known", "Nobody Knowns went with its last mention");
 
+    o = patch(E.D, (eg_memory_patch_t){.context = "x"});
+    cr_assert_eq(o.err, EG_EINVAL);
+    cr_assert(strstr(o.why, "only world/experience facts can be curated") != NULL, "%s", o.why);
+
     o = patch(E.A, (eg_memory_patch_t){.set_state = true, .invalidated = true, .reason = "old"});
     cr_assert_eq(o.err, 0);
     cr_assert(o.invalidated);
     cr_assert_str_eq(o.reason, "old");
     cr_assert_neq(o.invalidated_at, EG_MEM_TIME_NONE);
     cr_assert_eq(o.edited, EG_MEM_TIME_NONE, "a state change is no content edit");
-    cr_assert_str_eq(letters((l = list((eg_memories_query_t){0}))), "CBD");
+    /* Invalidation prunes the observations made from the fact: D, from A alone, is gone. */
+    cr_assert_str_eq(letters((l = list((eg_memories_query_t){0}))), "CB");
     cr_assert_str_eq(letters((l = list((eg_memories_query_t){.state = EG_MEM_STATE_INVALIDATED}))),
                      "A");
     o = patch(E.A, (eg_memory_patch_t){.set_state = true, .invalidated = false});
@@ -262,9 +267,6 @@ Test(memories, patch_edits_and_curation)
     cr_assert_null(o.reason);
     cr_assert_eq(o.invalidated_at, EG_MEM_TIME_NONE);
 
-    o = patch(E.D, (eg_memory_patch_t){.context = "x"});
-    cr_assert_eq(o.err, EG_EINVAL);
-    cr_assert(strstr(o.why, "only world/experience facts can be curated") != NULL, "%s", o.why);
     cr_assert_eq(patch(uuid(), (eg_memory_patch_t){.context = "x"}).err, EG_ENOTFOUND);
     cr_assert_eq(
         eg_memories_patch(E.ws, E.bank, E.A, &(eg_memory_patch_t){.text = ""}, on_patch, &o),
@@ -287,6 +289,177 @@ Test(memories, concurrent_edits_both_land)
     cr_assert_eq(y.err, 0, "%s", eg_strerror(y.err));
     l = list((eg_memories_query_t){.state = EG_MEM_STATE_INVALIDATED, .text = "zanzibar"});
     cr_assert_str_eq(letters(l), "B", "the context of one edit and the state of the other");
+}
+
+/* ---- edits and deletes against consolidation ------------------------------------------------ */
+
+typedef struct {
+    int done, err;
+    bool exists;
+    int proof;
+    size_t nlinks;
+    int64_t updated, consolidated;
+    char src[16]; /* source ids as letters */
+} raw_t;
+
+static const char *XF, *XG; /* the extra facts of edits_and_deletes_detach */
+
+static char letter(const char *id)
+{
+    return strcmp(id, E.A) == 0        ? 'A'
+           : strcmp(id, E.B) == 0      ? 'B'
+           : strcmp(id, E.C) == 0      ? 'C'
+           : XF && strcmp(id, XF) == 0 ? 'F'
+           : XG && strcmp(id, XG) == 0 ? 'G'
+                                       : '?';
+}
+
+static void on_raw(void *udata, int err, const eg_mem_unit_t *const *units,
+                   const eg_mem_link_t *const *links, const size_t *nlinks, size_t n)
+{
+    raw_t *r = udata;
+
+    (void)links;
+    r->err = err;
+    if (err == 0 && n == 1 && units[0] != NULL) {
+        const eg_mem_unit_t *u = units[0];
+
+        r->exists = true;
+        r->proof = u->proof_count;
+        r->nlinks = nlinks[0];
+        r->updated = u->updated_at;
+        r->consolidated = u->consolidated_at;
+        for (size_t k = 0; k < u->nsources && k < sizeof(r->src) - 1; k++)
+            r->src[k] = letter(u->source_ids[k]);
+    }
+    r->done = 1;
+}
+
+/* A unit's stored record and links, straight from the store. */
+static raw_t raw(const char *id)
+{
+    raw_t r = {0};
+    const char *ids[1] = {id};
+
+    cr_assert_eq(eg_mem_units_get_links(E.ws, E.bank, ids, 1, on_raw, &r), 0);
+    wait_for(&r.done);
+    cr_assert_eq(r.err, 0);
+    return r;
+}
+
+typedef struct {
+    int done;
+    int64_t n;
+} count_t;
+
+static void on_count(void *udata, int err, int64_t n)
+{
+    count_t *c = udata;
+
+    cr_assert_eq(err, 0, "%s", eg_strerror(err));
+    c->n = n;
+    c->done = 1;
+}
+
+static int64_t delete_unit(const char *id)
+{
+    count_t c = {0};
+    const char *ids[1] = {id};
+
+    cr_assert_eq(eg_mem_units_delete(E.ws, E.bank, ids, 1, on_count, &c), 0);
+    wait_for(&c.done);
+    return c.n;
+}
+
+typedef struct {
+    int done;
+    int64_t facts, links;
+} counters_t;
+
+static void on_bank(void *udata, int err, const eg_bank_t *b, bool created)
+{
+    counters_t *c = udata;
+
+    (void)created;
+    cr_assert_eq(err, 0, "%s", eg_strerror(err));
+    c->facts = b->fact_count;
+    c->links = b->link_count;
+    c->done = 1;
+}
+
+/* The bank record's counters, which the scripts keep. */
+static counters_t counters(void)
+{
+    counters_t c = {0};
+
+    cr_assert_eq(eg_bank_get(E.ws, E.bank, on_bank, &c), 0);
+    wait_for(&c.done);
+    return c;
+}
+
+/* A text edit detaches the fact (links dropped, removed from observations' sources, pending
+ * again); deleting consolidated facts removes them from the sources too, and an observation left
+ * with none goes. d3: F and G (world, consolidated), O (observation from A, F, G), P (from G). */
+Test(memories, edits_and_deletes_detach)
+{
+    eg_mem_new_unit_t *u = eg_arena_calloc(&E.a, 4 * sizeof(*u));
+    const char *O = uuid(), *P = uuid();
+    raw_t r, before;
+    one_t o;
+    lst_t l;
+
+    XF = uuid();
+    XG = uuid();
+    unit(&u[0], XF, "Carol plays chess.", EG_FACT_WORLD, NULL, 0, NULL, 0, E.m, E.now, "d3", 0);
+    unit(&u[1], XG, "Carol plays chess on Sundays.", EG_FACT_WORLD, NULL, 0, NULL, 0, E.m, E.now,
+         "d3", 0);
+    u[0].unit.consolidated_at = u[1].unit.consolidated_at = E.now;
+    unit(&u[2], O, "Carol plays chess.", EG_FACT_OBSERVATION, NULL, 0, NULL, 0, E.m, E.now, "d3",
+         -1);
+    u[2].unit.source_ids = strs(3, E.A, XF, XG);
+    u[2].unit.nsources = 3;
+    u[2].unit.proof_count = 3;
+    unit(&u[3], P, "Carol likes Sundays.", EG_FACT_OBSERVATION, NULL, 0, NULL, 0, E.m, E.now, "d3",
+         -1);
+    u[3].unit.source_ids = strs(1, XG);
+    u[3].unit.nsources = 1;
+    write_doc("d3", u, 4, NULL, 0, E.now, NULL, 0);
+    cr_assert_eq(raw(E.B).nlinks, 1, "B holds the semantic link from A");
+    before = raw(O);
+    cr_assert_str_eq(before.src, "AFG");
+    cr_assert_eq(counters().facts, 8);
+    cr_assert_eq(counters().links, 2, "A semantic B, A causes C");
+
+    o = patch(E.A, (eg_memory_patch_t){.text = "Alice likes jasmine tea."});
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    r = raw(E.A);
+    cr_assert_eq(r.nlinks, 0, "a new text drops the fact's links");
+    cr_assert(r.consolidated <= 0, "and makes it pending");
+    cr_assert_eq(raw(E.B).nlinks, 0, "on both sides");
+    cr_assert_eq(raw(E.C).nlinks, 0);
+    r = raw(O);
+    cr_assert_str_eq(r.src, "FG", "the observation forgets the edited fact");
+    cr_assert_eq(r.proof, 2);
+    cr_assert_gt(r.updated, before.updated, "and is rewritten (a run's stale update conflicts)");
+    cr_assert_not(raw(E.D).exists, "D, made from A alone, is gone");
+    cr_assert_eq(counters().facts, 7);
+    cr_assert_eq(counters().links, 0);
+    cr_assert_str_eq(letters((l = list((eg_memories_query_t){.types = 1u << EG_FACT_OBSERVATION}))),
+                     "??", "the index follows: O and P remain");
+
+    cr_assert_eq(delete_unit(XF), 1);
+    r = raw(O);
+    cr_assert_str_eq(r.src, "G", "a deleted fact leaves the observation's sources");
+    cr_assert_eq(r.proof, 1);
+    cr_assert(raw(P).exists);
+    cr_assert_eq(delete_unit(XG), 1);
+    cr_assert_not(raw(O).exists, "an observation left with no source is deleted");
+    cr_assert_not(raw(P).exists);
+    cr_assert_str_eq(letters((l = list((eg_memories_query_t){.types = 1u << EG_FACT_OBSERVATION}))),
+                     "");
+    cr_assert_eq(counters().facts, 3,
+                 "A, B, C: the deleted facts and observations are counted off");
+    XF = XG = NULL;
 }
 
 Test(memories, unknown_bank_reads_empty)
