@@ -462,6 +462,71 @@ Test(memories, edits_and_deletes_detach)
     XF = XG = NULL;
 }
 
+/* A retain that replaces a document and a clear by type remove the facts they delete from the
+ * observations too. d3: F and G (consolidated); d4: O (from A, F, G). */
+Test(memories, replace_and_clear_detach)
+{
+    eg_mem_new_unit_t *u = eg_arena_calloc(&E.a, 2 * sizeof(*u));
+    const char *O = uuid(), *H = uuid();
+    count_t c = {0};
+    raw_t r;
+    lst_t l;
+
+    XF = uuid();
+    XG = uuid();
+    unit(&u[0], XF, "Carol plays chess.", EG_FACT_WORLD, NULL, 0, NULL, 0, E.m, E.now, "d3", 0);
+    unit(&u[1], XG, "Carol plays chess on Sundays.", EG_FACT_WORLD, NULL, 0, NULL, 0, E.m, E.now,
+         "d3", 0);
+    u[0].unit.consolidated_at = u[1].unit.consolidated_at = E.now;
+    write_doc("d3", u, 2, NULL, 0, E.now, NULL, 0);
+    u = eg_arena_calloc(&E.a, 1 * sizeof(*u));
+    unit(&u[0], O, "Carol plays chess.", EG_FACT_OBSERVATION, NULL, 0, NULL, 0, E.m, E.now, "d4",
+         -1);
+    u[0].unit.source_ids = strs(3, E.A, XF, XG);
+    u[0].unit.nsources = 3;
+    u[0].unit.proof_count = 3;
+    write_doc("d4", u, 1, NULL, 0, E.now, NULL, 0);
+    cr_assert_str_eq(raw(O).src, "AFG");
+
+    /* The same document again, with another fact: F and G go, and with them from O. */
+    u = eg_arena_calloc(&E.a, 1 * sizeof(*u));
+    unit(&u[0], H, "Carol plays go.", EG_FACT_WORLD, NULL, 0, NULL, 0, E.m, E.now, "d3", 0);
+    write_doc("d3", u, 1, NULL, 0, E.now, NULL, 0);
+    r = raw(O);
+    cr_assert_str_eq(r.src, "A", "a replaced document's facts leave the observation");
+    cr_assert_eq(r.proof, 1);
+    cr_assert_eq(counters().facts, 6, "A B C D (d1, d2), H (d3), O (d4)");
+
+    /* A (a source of O and D) is not consolidated in the fixture: not looked up on delete. */
+    cr_assert_eq(eg_mem_clear(E.ws, E.bank, 1u << EG_FACT_WORLD, on_count, &c), 0);
+    wait_for(&c.done);
+    cr_assert_eq(c.n, 3, "A, C, H");
+    cr_assert_str_eq(raw(O).src, "A");
+
+    /* Consolidated, it is. */
+    XF = uuid();
+    u = eg_arena_calloc(&E.a, 1 * sizeof(*u));
+    unit(&u[0], XF, "Carol plays chess.", EG_FACT_WORLD, NULL, 0, NULL, 0, E.m, E.now, "d5", 0);
+    u[0].unit.consolidated_at = E.now;
+    write_doc("d5", u, 1, NULL, 0, E.now, NULL, 0);
+    u = eg_arena_calloc(&E.a, 1 * sizeof(*u));
+    unit(&u[0], O, "Carol plays chess.", EG_FACT_OBSERVATION, NULL, 0, NULL, 0, E.m, E.now, "d4",
+         -1);
+    u[0].unit.source_ids = strs(1, XF);
+    u[0].unit.nsources = 1;
+    write_doc("d4", u, 1, NULL, 0, E.now, NULL, 0);
+    cr_assert_str_eq(raw(O).src, "F");
+    c.done = 0;
+    cr_assert_eq(eg_mem_clear(E.ws, E.bank, 1u << EG_FACT_WORLD, on_count, &c), 0);
+    wait_for(&c.done);
+    cr_assert_eq(c.n, 1);
+    cr_assert_not(raw(O).exists, "a clear by type deletes the observations it leaves sourceless");
+    cr_assert_str_eq(letters((l = list((eg_memories_query_t){.types = 1u << EG_FACT_OBSERVATION}))),
+                     "D", "the index reloads after the clear");
+    cr_assert_eq(counters().facts, 2, "B and D");
+    XF = XG = NULL;
+}
+
 Test(memories, unknown_bank_reads_empty)
 {
     lst_t l = {0};
