@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "engram/bank.h"
+#include "engram/buf.h"
 #include "engram/http.h"
 #include "engram/recall.h"
 
@@ -140,6 +141,25 @@ void eg__hs_verr_cfg(cJSON *errs, const char *f1, const char *f2, const eg_bank_
 /* The decoded {bank_id} path parameter, or NULL after answering 422 (too long, control
  * characters, not UTF-8). */
 const char *eg__hs_bank_id(eg_req_t *req);
+
+/* ---- the direct JSON writer (jsonw.c): members appended to b, each with its leading comma ---- */
+
+/* A score rounded to 6 decimals (floats are not printed as their exact double). */
+double eg__hs_score(float v);
+/* ,"key": */
+void eg__hs_w_key(eg_buf_t *b, const char *key);
+/* A JSON string value (NULL writes null). */
+void eg__hs_w_jstr(eg_buf_t *b, const char *s);
+/* ,"key":"value" / ,"key":["a","b"] */
+void eg__hs_w_str(eg_buf_t *b, const char *key, const char *v);
+void eg__hs_w_strings(eg_buf_t *b, const char *key, const char *const *s, size_t n);
+/* A number as cJSON prints eg__hs_score(v); the member form is left out for NAN. */
+void eg__hs_w_number(eg_buf_t *b, float v);
+void eg__hs_w_score(eg_buf_t *b, const char *key, float v);
+/* ,"key":"<isoformat>" ; nothing for EG_MEM_TIME_NONE. */
+void eg__hs_w_time(eg_buf_t *b, const char *key, int64_t us);
+/* ,"key":<object> with nulls dropped ({} for none). */
+void eg__hs_w_json(eg_buf_t *b, const char *key, const cJSON *v);
 
 /* Answer a core error: 404 (with what), 409 for a conflict, 502/504 when a model provider failed,
  * 503 for the store, 500 otherwise. */

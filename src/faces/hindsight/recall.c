@@ -437,211 +437,13 @@ static bool parse(recall_ctx_t *c, const cJSON *body)
 
 /* ---- rendering ----------------------------------------------------------------------------- */
 
-/* Scores are floats: print them rounded to 6 decimals, not as the float's exact double. */
-static double score(float v)
-{
-    return round((double)v * 1e6) / 1e6;
-}
-
 static void add_score(cJSON *o, const char *name, float v)
 {
     if (!isnan(v))
-        cJSON_AddNumberToObject(o, name, score(v));
+        cJSON_AddNumberToObject(o, name, eg__hs_score(v));
 }
 
-/* ---- the response, written straight into a buffer -----------------------------------------
- *
- * A recall at the default 4096 tokens shows a few hundred results: building them as a cJSON tree
- * (a malloc per member, numbers printed and re-scanned) and printing it cost more than the whole
- * ranking, so RecallResponse is written directly, in the members' order and with the numbers
- * cJSON would print. Absent (null) members are left out, as eg__hs_send does. */
-
-static void w_key(eg_buf_t *b, const char *key)
-{
-    size_t n = strlen(key);
-    char *p;
-
-    eg_buf_reserve(b, n + 4);
-    p = b->data + b->len;
-    p[0] = ',';
-    p[1] = '"';
-    memcpy(p + 2, key, n);
-    p[n + 2] = '"';
-    p[n + 3] = ':';
-    b->len += n + 4;
-    b->data[b->len] = '\0';
-}
-
-/* A JSON string: plain printable ASCII (most of what a recall shows) is copied in one go, anything
- * else goes through eg_buf_json_str. */
-static void w_jstr(eg_buf_t *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n;
-
-    if (!s) {
-        eg_buf_json_str(b, s);
-        return;
-    }
-    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-        p++;
-    if (*p) {
-        eg_buf_json_str(b, s);
-        return;
-    }
-    n = (size_t)(p - (const unsigned char *)s);
-    eg_buf_reserve(b, n + 2);
-    b->data[b->len] = '"';
-    memcpy(b->data + b->len + 1, s, n);
-    b->data[b->len + n + 1] = '"';
-    b->len += n + 2;
-    b->data[b->len] = '\0';
-}
-
-static void w_str(eg_buf_t *b, const char *key, const char *v)
-{
-    w_key(b, key);
-    w_jstr(b, v);
-}
-
-static void w_strings(eg_buf_t *b, const char *key, const char *const *s, size_t n)
-{
-    w_key(b, key);
-    eg_buf_append(b, "[", 1);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            eg_buf_append(b, ",", 1);
-        w_jstr(b, s[i]);
-    }
-    eg_buf_append(b, "]", 1);
-}
-
-/* A score rounded to 6 decimals, as cJSON prints the double score() gives: the decimal itself
- * (%1.15g of it), trailing zeros dropped. Tiny and huge values take cJSON's own format. */
-static void w_number(eg_buf_t *b, float v)
-{
-    double d = score(v);
-    char out[40], *p = out + sizeof(out);
-    long long m;
-    bool neg;
-    int frac;
-
-    if (!isfinite(d) || fabs(d) >= 1e9 || (d != 0 && fabs(d) < 1e-4)) {
-        if (!isfinite(d))
-            eg_buf_append(b, "null", 4);
-        else
-            eg_buf_printf(b, d == (double)(int)d ? "%.0f" : "%1.15g", d);
-        return;
-    }
-    m = llround(d * 1e6);
-    neg = m < 0;
-    if (neg)
-        m = -m;
-    frac = (int)(m % 1000000);
-    m /= 1000000;
-    if (frac) {
-        int digits = 6;
-
-        while (frac % 10 == 0) {
-            frac /= 10;
-            digits--;
-        }
-        while (digits--) {
-            *--p = (char)('0' + frac % 10);
-            frac /= 10;
-        }
-        *--p = '.';
-    }
-    do {
-        *--p = (char)('0' + m % 10);
-        m /= 10;
-    } while (m);
-    if (neg)
-        *--p = '-';
-    eg_buf_append(b, p, (size_t)(out + sizeof(out) - p));
-}
-
-/* A score member, left out when the arm did not surface the result (NAN). */
-static void w_score(eg_buf_t *b, const char *key, float v)
-{
-    if (isnan(v))
-        return;
-    w_key(b, key);
-    w_number(b, v);
-}
-
-static char *put2(char *p, unsigned v)
-{
-    p[0] = (char)('0' + v / 10 % 10);
-    p[1] = (char)('0' + v % 10);
-    return p + 2;
-}
-
-/* An ISO time as eg_text_format_iso writes it (Python's isoformat), without printf. */
-static void w_time(eg_buf_t *b, const char *key, int64_t us)
-{
-    const int64_t day = INT64_C(86400000000);
-    char out[EG_TEXT_ISO_MAX], *p = out;
-    int64_t days, rem, y;
-    unsigned m, d, secs, frac;
-
-    if (us == EG_MEM_TIME_NONE)
-        return;
-    w_key(b, key);
-    days = us >= 0 ? us / day : -((-us + day - 1) / day);
-    rem = us - days * day;
-    eg_text_civil_from_days(days, &y, &m, &d);
-    if (y < 1 || y > 9999) {
-        size_t n = eg_text_format_iso(us, out);
-
-        eg_buf_append(b, "\"", 1);
-        eg_buf_append(b, out, n);
-        eg_buf_append(b, "\"", 1);
-        return;
-    }
-    secs = (unsigned)(rem / 1000000);
-    frac = (unsigned)(rem % 1000000);
-    *p++ = '"';
-    p = put2(p, (unsigned)(y / 100));
-    p = put2(p, (unsigned)(y % 100));
-    *p++ = '-';
-    p = put2(p, m);
-    *p++ = '-';
-    p = put2(p, d);
-    *p++ = 'T';
-    p = put2(p, secs / 3600);
-    *p++ = ':';
-    p = put2(p, secs / 60 % 60);
-    *p++ = ':';
-    p = put2(p, secs % 60);
-    if (frac) {
-        *p++ = '.';
-        p = put2(p, frac / 10000);
-        p = put2(p, frac / 100 % 100);
-        p = put2(p, frac % 100);
-    }
-    memcpy(p, "+00:00\"", 7);
-    eg_buf_append(b, out, (size_t)(p + 7 - out));
-}
-
-/* A cJSON value (metadata), nulls dropped as everywhere else. */
-static void w_json(eg_buf_t *b, const char *key, const cJSON *v)
-{
-    cJSON *c;
-    char *text;
-
-    w_key(b, key);
-    if (!v || !v->child) {
-        eg_buf_append(b, "{}", 2);
-        return;
-    }
-    c = cJSON_Duplicate(v, true);
-    eg__hs_strip_nulls(c, NULL);
-    text = cJSON_PrintUnformatted(c);
-    eg_buf_puts(b, text ? text : "{}");
-    cJSON_free(text);
-    cJSON_Delete(c);
-}
+/* ---- the response, written straight into a buffer (the eg__hs_w_* writers, jsonw.c) ------- */
 
 /* A RecallResult. A source fact (source true) is the bare record, as Hindsight gives it: no
  * entities, no scores. */
@@ -650,32 +452,32 @@ static void w_item(eg_buf_t *b, const eg_recall_item_t *it, bool source)
     const eg_mem_unit_t *u = it->unit;
 
     eg_buf_append(b, "{\"id\":", 6);
-    w_jstr(b, u->id);
-    w_str(b, "text", u->text);
-    w_str(b, "type", eg_fact_type_name(u->type));
+    eg__hs_w_jstr(b, u->id);
+    eg__hs_w_str(b, "text", u->text);
+    eg__hs_w_str(b, "type", eg_fact_type_name(u->type));
     if (!source)
-        w_strings(b, "entities", it->entity_names, it->nentity_names);
+        eg__hs_w_strings(b, "entities", it->entity_names, it->nentity_names);
     if (u->context && u->context[0])
-        w_str(b, "context", u->context);
-    w_time(b, "occurred_start", u->occurred_start);
-    w_time(b, "occurred_end", u->occurred_end);
-    w_time(b, "mentioned_at", u->mentioned_at);
+        eg__hs_w_str(b, "context", u->context);
+    eg__hs_w_time(b, "occurred_start", u->occurred_start);
+    eg__hs_w_time(b, "occurred_end", u->occurred_end);
+    eg__hs_w_time(b, "mentioned_at", u->mentioned_at);
     if (u->document_id)
-        w_str(b, "document_id", u->document_id);
-    w_json(b, "metadata", u->metadata);
+        eg__hs_w_str(b, "document_id", u->document_id);
+    eg__hs_w_json(b, "metadata", u->metadata);
     if (u->chunk_id)
-        w_str(b, "chunk_id", u->chunk_id);
-    w_strings(b, "tags", u->tags, u->ntags);
+        eg__hs_w_str(b, "chunk_id", u->chunk_id);
+    eg__hs_w_strings(b, "tags", u->tags, u->ntags);
     if (u->nsources)
-        w_strings(b, "source_fact_ids", u->source_ids, u->nsources);
+        eg__hs_w_strings(b, "source_fact_ids", u->source_ids, u->nsources);
     if (source) {
         eg_buf_append(b, "}", 1);
         return;
     }
     eg_buf_puts(b, ",\"scores\":{\"final\":");
-    w_number(b, it->final);
-    w_score(b, "semantic", it->semantic);
-    w_score(b, "keyword", it->keyword);
+    eg__hs_w_number(b, it->final);
+    eg__hs_w_score(b, "semantic", it->semantic);
+    eg__hs_w_score(b, "keyword", it->keyword);
     eg_buf_append(b, "}}", 2);
 }
 
@@ -747,11 +549,11 @@ static cJSON *trace_json(const recall_ctx_t *c, const eg_recall_result_t *res)
                                         (double)tc->c.rank[a]);
         }
         cJSON_AddItemToObject(o, "ranks", ranks);
-        cJSON_AddNumberToObject(o, "rrf", score(tc->c.rrf));
-        cJSON_AddNumberToObject(o, "rank_score", score(tc->c.rank_score));
-        cJSON_AddNumberToObject(o, "recency", score(tc->c.recency));
+        cJSON_AddNumberToObject(o, "rrf", eg__hs_score(tc->c.rrf));
+        cJSON_AddNumberToObject(o, "rank_score", eg__hs_score(tc->c.rank_score));
+        cJSON_AddNumberToObject(o, "recency", eg__hs_score(tc->c.recency));
         add_score(o, "temporal", tc->c.proximity);
-        cJSON_AddNumberToObject(o, "final", score(tc->c.final));
+        cJSON_AddNumberToObject(o, "final", eg__hs_score(tc->c.final));
         cJSON_AddItemToArray(cands, o);
     }
     return t;
@@ -781,7 +583,7 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
 
         eg__hs_strip_nulls(t, NULL);
         text = cJSON_PrintUnformatted(t);
-        w_key(&b, "trace");
+        eg__hs_w_key(&b, "trace");
         eg_buf_puts(&b, text ? text : "{}");
         cJSON_free(text);
         cJSON_Delete(t);
@@ -796,7 +598,7 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
             cap *= 2;
         seen.keys = eg_arena_calloc(&req->arena, cap * sizeof(*seen.keys));
         seen.mask = cap - 1;
-        w_key(&b, "entities");
+        eg__hs_w_key(&b, "entities");
         eg_buf_append(&b, "{", 1);
         for (size_t i = 0; i < res->nentities; i++) {
             const eg_recall_entity_t *e = &res->entities[i];
@@ -806,16 +608,16 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
             if (!first)
                 eg_buf_append(&b, ",", 1);
             first = false;
-            w_jstr(&b, e->canonical_name);
+            eg__hs_w_jstr(&b, e->canonical_name);
             eg_buf_append(&b, ":{\"entity_id\":", 14);
-            w_jstr(&b, e->id);
-            w_str(&b, "canonical_name", e->canonical_name);
-            w_key(&b, "observations");
+            eg__hs_w_jstr(&b, e->id);
+            eg__hs_w_str(&b, "canonical_name", e->canonical_name);
+            eg__hs_w_key(&b, "observations");
             eg_buf_append(&b, "[", 1);
             for (size_t k = 0; k < e->nobservations; k++) {
                 eg_buf_append(&b, k ? ",{\"text\":" : "{\"text\":", k ? 9 : 8);
-                w_jstr(&b, e->observations[k]->text);
-                w_time(&b, "mentioned_at", e->observations[k]->mentioned_at);
+                eg__hs_w_jstr(&b, e->observations[k]->text);
+                eg__hs_w_time(&b, "mentioned_at", e->observations[k]->mentioned_at);
                 eg_buf_append(&b, "}", 1);
             }
             eg_buf_append(&b, "]}", 2);
@@ -823,17 +625,17 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
         eg_buf_append(&b, "}", 1);
     }
     if (c->r.chunks) {
-        w_key(&b, "chunks");
+        eg__hs_w_key(&b, "chunks");
         eg_buf_append(&b, "{", 1);
         for (size_t i = 0; i < res->nchunks; i++) {
             const eg_recall_chunk_t *ch = &res->chunks[i];
 
             if (i)
                 eg_buf_append(&b, ",", 1);
-            w_jstr(&b, ch->id);
+            eg__hs_w_jstr(&b, ch->id);
             eg_buf_append(&b, ":{\"id\":", 7);
-            w_jstr(&b, ch->id);
-            w_str(&b, "text", ch->text);
+            eg__hs_w_jstr(&b, ch->id);
+            eg__hs_w_str(&b, "text", ch->text);
             eg_buf_printf(&b, ",\"chunk_index\":%zu,\"truncated\":%s}", ch->chunk_index,
                           ch->truncated ? "true" : "false");
         }
@@ -843,14 +645,14 @@ static void on_recalled(void *udata, int err, const eg_recall_result_t *res)
         /* Keyed by fact id; every observation result lists all its sources in source_fact_ids,
          * those the budget left out have no entry here (source_facts_truncated). Without any
          * source to show (no observation result names one) Hindsight's map is null: left out. */
-        w_key(&b, "source_facts");
+        eg__hs_w_key(&b, "source_facts");
         eg_buf_append(&b, "{", 1);
         for (size_t i = 0; i < res->nsource_facts; i++) {
             const eg_recall_item_t it = {.unit = res->source_facts[i]};
 
             if (i)
                 eg_buf_append(&b, ",", 1);
-            w_jstr(&b, it.unit->id);
+            eg__hs_w_jstr(&b, it.unit->id);
             eg_buf_append(&b, ":", 1);
             w_item(&b, &it, true);
         }
