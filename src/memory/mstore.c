@@ -162,7 +162,7 @@ static eg_script_t s_mem_clear = {
     "local now = ARGV[1]\n"
     "if ARGV[2] == '1' then\n"
     "  local n = redis.call('HLEN', K.u)\n"
-    "  redis.call('UNLINK', K.u, K.v, K.l, K.d, K.c, K.e, K.es, K.en, K.du, K.lr)\n"
+    "  redis.call('UNLINK', K.u, K.v, K.l, K.d, K.c, K.e, K.es, K.en, K.du, K.lr, K.so)\n"
     "  redis.call('HSET', K.bank, 'fact_count', 0, 'document_count', 0, 'chunk_count', 0,\n"
     "    'link_count', 0)\n"
     "  finish(now, '1')\n"

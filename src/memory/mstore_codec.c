@@ -470,7 +470,7 @@ char *eg_mem_entity_fold(eg_arena_t *a, const char *name)
 /* ---- helpers of the writers ---------------------------------------------------------------- */
 
 const char *const eg__mem_key_suffix[EG__MEM_KEYS] = {"bank", "u",  "v", "l",  "d",  "c", "e",
-                                                      "es",   "en", "x", "du", "wk", "lr"};
+                                                      "es",   "en", "x", "du", "wk", "lr", "so"};
 
 void eg__mem_keys(eg_arena_t *a, const char *ws_id, const char *bank_id, const char **keys)
 {

@@ -40,6 +40,7 @@ typedef enum {
     EG__MK_DU,
     EG__MK_WK,
     EG__MK_LR,
+    EG__MK_SO,
     EG__MEM_KEYS
 } eg__mem_key_t;
 
@@ -83,11 +84,16 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
  *                        ones too; a temporal one stops counting for its other end)
  *   unit_drop(id)        delete a unit: vector, links_drop, entity mentions (an entity left with
  *                        none is deleted), document membership; the temporal links other units
- *                        hold to it stop counting (see K.lr); a consolidated world/experience
- *                        fact goes to gone (below); true if it existed
+ *                        hold to it stop counting (see K.lr); an observation leaves K.so; a fact
+ *                        some observation is made from (K.so) goes to gone (below); true if it
+ *                        existed
+ *   so_link(oid, rec, add)  add / remove observation oid (record rec) in K.so under each of its
+ *                        source facts: K.so is "fact id -> comma-terminated observation ids",
+ *                        so nothing ever scans the bank to find a fact's observations
  *   gone, gonel          facts whose observations must forget them: finish removes them from
- *                        every observation's source_ids (proof_count follows, updated_at
- *                        becomes now) and deletes an observation left with no source
+ *                        those observations' source_ids (found through K.so; proof_count
+ *                        follows, updated_at becomes now), deletes an observation left with no
+ *                        source, and drops the facts' K.so entries
  *   doc_drop(bank, doc)  delete a document, its units and chunks; units dropped, or -1
  *   finish(now, reset)   apply the counter deltas and last_write_at, append the change entry
  *                        (reset = '1' appends a reset entry instead); nothing when unchanged */
@@ -95,7 +101,7 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "local K = {bank = KEYS[1], u = KEYS[2], v = KEYS[3], l = KEYS[4], d = KEYS[5], c = "          \
     "KEYS[6],\n"                                                                                   \
     "  e = KEYS[7], es = KEYS[8], en = KEYS[9], x = KEYS[10], du = KEYS[11], wk = KEYS[12],\n"     \
-    "  lr = KEYS[13]}\n"                                                                           \
+    "  lr = KEYS[13], so = KEYS[14]}\n"                                                            \
     "local cu, cul, ce, cel, cd, cdl = {}, {}, {}, {}, {}, {}\n"                                   \
     "local cnt = {facts = 0, links = 0, docs = 0, chunks = 0}\n"                                   \
     "local function mark(set, list, id)\n"                                                         \
@@ -169,13 +175,33 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "  end\n"                                                                                      \
     "  redis.call('HDEL', K.l, id)\n"                                                              \
     "end\n"                                                                                        \
+    "local function src_ids(rec)\n"                                                                \
+    "  local out = {}\n"                                                                           \
+    "  local _, e = string.find(rec, '\"source_ids\":[', 1, true)\n"                               \
+    "  local c = e and string.find(rec, ']', e + 1, true)\n"                                       \
+    "  if not c then return out end\n"                                                             \
+    "  for sid in string.gmatch(string.sub(rec, e + 1, c - 1), '\"([^\"]*)\"') do out[#out + 1] = sid end\n"\
+    "  return out\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function so_link(oid, rec, add)\n"                                                      \
+    "  for _, sid in ipairs(src_ids(rec)) do\n"                                                    \
+    "    local cur = redis.call('HGET', K.so, sid)\n"                                              \
+    "    if add then\n"                                                                            \
+    "      if not cur then redis.call('HSET', K.so, sid, oid .. ',')\n"                            \
+    "      elseif list_remove(cur, oid) == cur then redis.call('HSET', K.so, sid, cur .. oid .. ',') end\n"\
+    "    elseif cur then\n"                                                                        \
+    "      local rest = list_remove(cur, oid)\n"                                                   \
+    "      if rest == '' then redis.call('HDEL', K.so, sid) else redis.call('HSET', K.so, sid, rest) end\n"\
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
     "local gone, gonel = {}, {}\n"                                                                 \
     "local function unit_drop(id)\n"                                                               \
     "  local rec = redis.call('HGET', K.u, id)\n"                                                  \
     "  if not rec then return false end\n"                                                         \
     "  local o = decode(rec)\n"                                                                    \
-    "  if o.fact_type ~= 'observation' and type(o.consolidated_at) == 'number' and\n"              \
-    "     o.consolidated_at > 0 then mark(gone, gonel, id) end\n"                                  \
+    "  if o.fact_type == 'observation' then so_link(id, rec, false)\n"                             \
+    "  elseif redis.call('HEXISTS', K.so, id) == 1 then mark(gone, gonel, id) end\n"               \
     "  if type(o.entity_ids) == 'table' then\n"                                                    \
     "    for _, eid in ipairs(o.entity_ids) do\n"                                                  \
     "      if type(eid) == 'string' then entity_dec(eid) end\n"                                    \
@@ -239,20 +265,17 @@ int eg__mem_count_eval(eg_script_t *script, const char *ws_id, const char *bank_
     "end\n"                                                                                        \
     "local function sources_drop(now)\n"                                                           \
     "  if #gonel == 0 then return end\n"                                                           \
-    "  local hits, cursor = {}, '0'\n"                                                             \
-    "  repeat\n"                                                                                   \
-    "    local r = redis.call('HSCAN', K.u, cursor, 'COUNT', 1000)\n"                              \
-    "    cursor = r[1]\n"                                                                          \
-    "    local kv = r[2]\n"                                                                        \
-    "    for i = 1, #kv, 2 do\n"                                                                   \
-    "      local _, e = string.find(kv[i + 1], '\"fact_type\":\"', 1, true)\n"                     \
-    "      if e and string.sub(kv[i + 1], e + 1, e + 12) == 'observation\"' then\n"                \
-    "        hits[#hits + 1] = kv[i]; hits[#hits + 1] = kv[i + 1]\n"                               \
+    "  local nowus = (tonumber(now) or 0) * 1000\n"                                                \
+    "  for _, sid in ipairs(gonel) do\n"                                                           \
+    "    local l = redis.call('HGET', K.so, sid)\n"                                                \
+    "    if l then\n"                                                                              \
+    "      for oid in string.gmatch(l, '[^,]+') do\n"                                              \
+    "        local rec = redis.call('HGET', K.u, oid)\n"                                           \
+    "        if rec then unsource(oid, rec, nowus) end\n"                                          \
     "      end\n"                                                                                  \
     "    end\n"                                                                                    \
-    "  until cursor == '0'\n"                                                                      \
-    "  local nowus = (tonumber(now) or 0) * 1000\n"                                                \
-    "  for i = 1, #hits, 2 do unsource(hits[i], hits[i + 1], nowus) end\n"                         \
+    "  end\n"                                                                                      \
+    "  for _, sid in ipairs(gonel) do redis.call('HDEL', K.so, sid) end\n"                         \
     "  gone, gonel = {}, {}\n"                                                                     \
     "end\n"                                                                                        \
     "local function finish(now, reset)\n"                                                          \

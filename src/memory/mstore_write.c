@@ -95,6 +95,7 @@ static eg_script_t s_mem_write = {
     "  local id, rec = ARGV[o], ARGV[o + 1]\n"
     "  for _, p in ipairs(map) do rec = replace_plain(rec, p[1], p[2]) end\n"
     "  redis.call('HSET', K.u, id, rec)\n"
+    "  if string.find(rec, '\"fact_type\":\"observation\"', 1, true) then so_link(id, rec, true) end\n"
     "  redis.call('HSET', K.v, id, ARGV[o + 2])\n"
     "  members[#members + 1] = id .. ','\n"
     "  cnt.facts = cnt.facts + 1\n"

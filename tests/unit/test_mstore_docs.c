@@ -414,14 +414,14 @@ static void t_deleted(void *udata, int err, bool existed, int64_t deleted)
 {
     cr_assert_eq(err, 0);
     cr_assert(existed);
-    cr_assert_eq(deleted, 5);
+    cr_assert_eq(deleted, 6);
     *(int *)udata = 1;
 }
 
 Test(mstore_docs, bank_delete_drops_every_key)
 {
     t_two_t f;
-    eg_mem_new_unit_t u[1];
+    eg_mem_new_unit_t u[2];
     eg_mem_write_t b;
     t_wres_t w;
     int done = 0;
@@ -433,7 +433,11 @@ Test(mstore_docs, bank_delete_drops_every_key)
     t_env_start();
     t_two(&f);
     t_unit(&u[0], t_uuid(), "Keyed.", EG_FACT_WORLD, NULL, 0, 0.1f);
-    b = t_batch("doc-3", u, 1, NULL, 0);
+    /* an observation made from it, for the fact -> observations index */
+    t_unit(&u[1], t_uuid(), "Keyed, twice.", EG_FACT_OBSERVATION, NULL, 0, 0.2f);
+    u[1].unit.source_ids = (const char *const[]){u[0].unit.id};
+    u[1].unit.nsources = 1;
+    b = t_batch("doc-3", u, 2, NULL, 0);
     b.write_key = "op:1";
     cr_assert_eq(t_write(&b, &w), 0);
     cr_assert_eq(eg_op_create("b", T.tag, "op-1", "retain", NULL, t_op_done, &done), 0);
@@ -441,7 +445,7 @@ Test(mstore_docs, bank_delete_drops_every_key)
     /* every key family of the bank exists now */
     eg_arena_init(&a);
     keys = eg_mem_bank_keys(&a, T.ws, T.bank, &nkeys);
-    cr_assert_eq(nkeys, 12);
+    cr_assert_eq(nkeys, 13);
     for (size_t i = 0; i < nkeys; i++)
         cr_assert_eq(t_cmd("EXISTS %s", keys[i])->integer, 1, "%s", keys[i]);
     eg_arena_destroy(&a);
