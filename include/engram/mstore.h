@@ -12,6 +12,7 @@
  *                                 semantic and causal links on both units, temporal ones on
  *                                 their holder only (the unit that linked its time neighbours)
  *   eg:{b:<ws>/<bank>}:lr   hash  unit id -> temporal links units hold to it (link_count)
+ *   eg:{b:<ws>/<bank>}:so   hash  fact id -> the observations made from it ("id,id,"), kept with them
  *   eg:{b:<ws>/<bank>}:d    hash  document id -> document record (JSON)
  *   eg:{b:<ws>/<bank>}:du   hash  document id -> its unit ids, each followed by ',' (a list a
  *                                 script can edit when one unit goes; not in the JSON)
