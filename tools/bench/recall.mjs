@@ -132,6 +132,10 @@ async function indexBytes() {
 }
 
 await request('PUT', B, {});
+// Observations off: a retain queues a consolidation run (on by default since consolidation
+// landed), which would run in engramd during the recall phase and be counted in its CPU per
+// recall. This bench measures retain and recall only.
+await request('PATCH', `${B}/config`, { updates: { enable_observations: false } });
 const rss0 = rssKiB();
 const ix0 = await indexBytes();
 
