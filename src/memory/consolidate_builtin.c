@@ -49,7 +49,12 @@ typedef struct builtin_s {
     tobs_t *obs;
     size_t nobs, cap;
     float *vecs;
+    size_t next; /* the next fact the near search looks at (the search runs in slices) */
 } builtin_t;
+
+/* The near search of a batch yields to the loop after this much time (a fact's search scans the
+ * bank's vectors: a batch of 50 at 100k facts would hold the loop for ~0.1 s). */
+#define NEAR_SLICE_NS 4000000
 
 typedef struct filt_s {
     eg_mindex_t *ix;
@@ -117,12 +122,23 @@ static void on_builtin_index(void *udata, int err, eg_mindex_t *ix)
     dim = eg_mindex_dim(ix);
     v = eg_arena_alloc(&r->batch, (dim + 1) * sizeof(float));
     gv = eg_arena_alloc(&r->batch, (dim + 1) * sizeof(float));
-    for (size_t i = 0; i < r->nfacts; i++)
-        total += r->facts[i].nscopes;
-    b->near = eg_arena_calloc(&r->batch, (total + 1) * sizeof(*b->near));
-    b->fetch = eg_arena_alloc(&r->batch, (total * NEAR_K * 5 + 1) * sizeof(*b->fetch));
-    for (size_t i = 0; i < r->nfacts; i++) {
+    if (b->near == NULL) {
+        for (size_t i = 0; i < r->nfacts; i++)
+            total += r->facts[i].nscopes;
+        b->near = eg_arena_calloc(&r->batch, (total + 1) * sizeof(*b->near));
+        b->fetch = eg_arena_alloc(&r->batch, (total * NEAR_K * 5 + 1) * sizeof(*b->fetch));
+    }
+    uint64_t t0 = eg_mono_ns();
+    for (size_t i = b->next; i < r->nfacts; i++) {
         uint32_t slot;
+
+        if (i > b->next && eg_mono_ns() - t0 > NEAR_SLICE_NS) {
+            /* The rest after a loop turn, against the index as it is then. */
+            b->next = i;
+            if ((rc = eg_mindex_acquire(r->ws, r->bank, on_builtin_index, r)) != 0)
+                eg__cons_batch_done(r, rc);
+            return;
+        }
 
         if (eg_mindex_find(ix, r->facts[i].u->id, &slot) != 0 ||
             eg_vindex_get(eg_mindex_vectors(ix), slot, v) != 0)
@@ -173,6 +189,7 @@ static void on_builtin_index(void *udata, int err, eg_mindex_t *ix)
             }
         }
     }
+    b->next = r->nfacts;
     rc = eg_mem_units_get(r->ws, r->bank, b->fetch, b->nfetch, builtin_records, r);
     if (rc)
         eg__cons_batch_done(r, rc);
