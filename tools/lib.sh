@@ -8,7 +8,7 @@ EG_TOOL="${EG_TOOL:-tools}"
 
 # The packages every tool needs: build chain, libraries, Redis, curl.
 EG_BASE_PACKAGES=(build-essential meson ninja-build pkgconf libuv1-dev node-llhttp libcjson-dev
-    libhiredis-dev libmbedtls-dev libcriterion-dev redis-server curl)
+    libhiredis-dev libmbedtls-dev libcriterion-dev redis-server curl libpoppler-glib-dev)
 
 eg_log() { printf '[%s] %s\n' "$EG_TOOL" "$*" >&2; }
 eg_die() {
