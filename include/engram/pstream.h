@@ -74,7 +74,4 @@ void eg_pstream_sse_encode(eg_buf_t *out, uint64_t seq, const char *json, size_t
 /* SSE connections of progress streams open in this process (tests, metrics). */
 size_t eg_pstream_sse_count(void);
 
-/* Drop this process's stream subscriptions (shutdown, after the server drained). */
-void eg_pstream_shutdown(void);
-
 #endif

@@ -85,6 +85,13 @@ int eg_store_eval(eg_script_t *script, eg_reply_fn fn, void *udata, int nkeys, i
 /* Subscribe to a channel on the dedicated pub/sub connection (kept across reconnects). */
 int eg_store_subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resync, void *udata);
 
+/* Subscribe like eg_store_subscribe, and also call resync once Redis has confirmed this first
+ * subscription: from then on no message on the channel is missed, so a caller that reads state in
+ * resync sees everything published after that state. EG_ECONFLICT when the channel is already
+ * subscribed in this process (there would be no confirmation to wait for). */
+int eg_store_subscribe_confirmed(const char *channel, eg_message_fn fn, eg_resync_fn resync,
+                                 void *udata);
+
 /* Remove the subscription made with the same (channel, fn, udata); the channel is unsubscribed
  * in Redis when nobody else in this process needs it. 0 or EG_ENOTFOUND. */
 int eg_store_unsubscribe(const char *channel, eg_message_fn fn, void *udata);

@@ -354,7 +354,8 @@ static void eg_conn_ready(eg_conn_t *c)
         /* Messages published while we were away are lost: once each channel is subscribed
          * again, its subscribers get resync to reload what they cache. */
         for (int i = 0; i < s->nsubs; i++) {
-            s->subs[i].resync_armed = reconnect;
+            /* A subscription still waiting for its first confirmation stays armed. */
+            s->subs[i].resync_armed = reconnect || s->subs[i].resync_armed;
             if (eg__rs_sub_first(s, i))
                 eg__rs_pubsub_send_subscribe(c, s->subs[i].channel);
         }

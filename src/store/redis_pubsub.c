@@ -36,17 +36,22 @@ void eg__rs_pubsub_message_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-int eg_store_subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resync, void *udata)
+static int subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resync, void *udata,
+                     bool confirm)
 {
     eg_store_t *s = eg__g_store;
     eg_conn_t *c;
     eg_sub_t *sub;
     char *copy = NULL;
 
-    if (channel == NULL || channel[0] == '\0' || fn == NULL)
+    if (channel == NULL || channel[0] == '\0' || fn == NULL || (confirm && resync == NULL))
         return EG_EINVAL;
     if (s == NULL || s->closing)
         return EG_EUNAVAIL;
+    if (confirm)
+        for (int i = 0; i < s->nsubs; i++)
+            if (strcmp(s->subs[i].channel, channel) == 0)
+                return EG_ECONFLICT; /* no SUBSCRIBE would be sent, so no confirmation */
     copy = strdup(channel);
     if (copy == NULL)
         goto fail;
@@ -65,6 +70,7 @@ int eg_store_subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resyn
     sub->fn = fn;
     sub->resync = resync;
     sub->udata = udata;
+    sub->resync_armed = confirm;
 
     /* Otherwise the next READY of the pub/sub connection subscribes it. */
     c = &s->conns[s->pool];
@@ -75,6 +81,17 @@ int eg_store_subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resyn
 fail:
     free(copy);
     return EG_EUNAVAIL;
+}
+
+int eg_store_subscribe(const char *channel, eg_message_fn fn, eg_resync_fn resync, void *udata)
+{
+    return subscribe(channel, fn, resync, udata, false);
+}
+
+int eg_store_subscribe_confirmed(const char *channel, eg_message_fn fn, eg_resync_fn resync,
+                                 void *udata)
+{
+    return subscribe(channel, fn, resync, udata, true);
 }
 
 int eg_store_unsubscribe(const char *channel, eg_message_fn fn, void *udata)
