@@ -35,8 +35,8 @@ int eg_task_request_check(const cJSON *body, eg_task_type_t *type, const char **
 typedef struct eg_task_spec_s {
     const char *ws_id;
     eg_task_type_t type;
-    const cJSON *request; /* the one task object, e.g. body.memorySearchTask */
-    const cJSON *session; /* the createAgentTask payload: metadata, conversationId, guardRails */
+    const cJSON *request;  /* the one task object, e.g. body.memorySearchTask */
+    const cJSON *session;  /* the createAgentTask payload: metadata, conversationId, guardRails */
     const char *stream_id; /* progress goes there (NULL: archive only) */
 } eg_task_spec_t;
 
