@@ -45,8 +45,8 @@ typedef void (*eg_doc_done_fn)(void *udata, int err, const eg_doc_page_t *pages,
 
 /* eg_doc_convert on the libuv threadpool; cb runs on loop. mime, file_name and data must stay
  * valid until cb runs. 0, or a negative error when the work could not be queued (cb not called). */
-int eg_doc_convert_async(uv_loop_t *loop, const char *mime, const char *file_name,
-                         const void *data, size_t len, eg_doc_done_fn cb, void *udata);
+int eg_doc_convert_async(uv_loop_t *loop, const char *mime, const char *file_name, const void *data,
+                         size_t len, eg_doc_done_fn cb, void *udata);
 
 /* HTML to readable text (scripts/styles/head dropped, block elements to newlines, entities
  * decoded, whitespace collapsed). In a; never NULL. */
