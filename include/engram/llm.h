@@ -32,10 +32,11 @@ typedef enum {
     EG_LLM_OP_RETAIN,      /* ENGRAM_RETAIN_LLM_*: fact extraction */
     EG_LLM_OP_REFLECT,     /* ENGRAM_REFLECT_LLM_*: reflect and mental-model refresh */
     EG_LLM_OP_CONSOLIDATION, /* ENGRAM_CONSOLIDATION_LLM_*: observations */
+    EG_LLM_OP_AGENT,         /* ENGRAM_AGENT_LLM_*: Fency agent tasks */
     EG_LLM_OP_COUNT
 } eg_llm_op_t;
 
-/* Lower-case operation name ("default", "retain", "reflect", "consolidation"). */
+/* Lower-case operation name ("default", "retain", "reflect", "consolidation", "agent"). */
 const char *eg_llm_op_name(eg_llm_op_t op);
 
 /* One provider's settings. Strings are owned by the config (eg_llm_config_free). */

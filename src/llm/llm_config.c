@@ -14,10 +14,11 @@
 #define OPENAI_DEFAULT_BASE "https://api.openai.com/v1"
 
 static const char *const op_names[EG_LLM_OP_COUNT] = {"default", "retain", "reflect",
-                                                      "consolidation"};
+                                                      "consolidation", "agent"};
 /* Variable prefix of each operation's settings. */
 static const char *const op_prefix[EG_LLM_OP_COUNT] = {
-    "ENGRAM_LLM", "ENGRAM_RETAIN_LLM", "ENGRAM_REFLECT_LLM", "ENGRAM_CONSOLIDATION_LLM"};
+    "ENGRAM_LLM", "ENGRAM_RETAIN_LLM", "ENGRAM_REFLECT_LLM", "ENGRAM_CONSOLIDATION_LLM",
+    "ENGRAM_AGENT_LLM"};
 
 const char *eg_llm_op_name(eg_llm_op_t op)
 {
