@@ -11,6 +11,7 @@
 #include "engram/bank.h"
 #include "engram/bank_webhooks.h"
 #include "engram/error.h"
+#include "engram/events_fency.h"
 #include "engram/httpc.h"
 #include "engram/log.h"
 #include "engram/queue.h"
@@ -21,10 +22,11 @@
 #include "webhooks_int.h"
 
 /* KEYS index, bank index (the index again when the event names no bank); ARGV prefix, event id,
- * type, body, order score, created_at, retention ms, now ms, bank id ('' = none), bank body.
- * For each enabled workspace endpoint whose patterns match the type, and each enabled endpoint
- * of the event's bank whose types include it: a delivery record (kept if it already exists: the
- * id is a function of endpoint and event), indexed in the endpoint's deliveries. A bank
+ * type, body, order score, created_at, retention ms, now ms, bank id ('' = none), bank body,
+ * Fency body ('' = none). For each enabled workspace endpoint whose patterns match the type, and
+ * each enabled endpoint of the event's bank whose types include it: a delivery record (kept if it
+ * already exists: the id is a function of endpoint and event), indexed in the endpoint's
+ * deliveries. A workspace endpoint signed "fency" gets the event in Fency's envelope; a bank
  * endpoint's delivery carries the Hindsight body and the URL it is for. Returns {delivery id,
  * endpoint id, ...}. */
 static eg_script_t s_fanout = {
@@ -60,8 +62,11 @@ static eg_script_t s_fanout = {
               "  out[#out + 1] = id\n"
               "end\n"
               "for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-              "  local e = redis.call('HMGET', p .. 'wh:' .. id, 'enabled', 'types')\n"
-              "  if e[1] == '1' and match(e[2] or '') then add(id, ARGV[4], nil) end\n"
+              "  local e = redis.call('HMGET', p .. 'wh:' .. id, 'enabled', 'types', 'signing')\n"
+              "  if e[1] == '1' and match(e[2] or '') then\n"
+              "    if e[3] == 'fency' and ARGV[11] ~= '' then add(id, ARGV[11], nil)\n"
+              "    else add(id, ARGV[4], nil) end\n"
+              "  end\n"
               "end\n"
               "if bank ~= '' then\n"
               "  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
@@ -374,7 +379,8 @@ static void wh_bank_of(wh_op_t *op, const eg_event_t *ev, const char **bank, con
 
 void eg__wh_fanout(const char *ws_id, const eg_event_t *ev, eg_events_hook_done_fn done, void *ctx)
 {
-    const char *argv[12], *bank, *bank_body;
+    const char *argv[13], *bank, *bank_body;
+    char *fency;
     char score[32], created[32], ttl[24], now[24];
     uint64_t ms = 0, seq = 0;
     wh_op_t *op;
@@ -406,7 +412,12 @@ void eg__wh_fanout(const char *ws_id, const eg_event_t *ev, eg_events_hook_done_
     argv[9] = now;
     argv[10] = bank;
     argv[11] = bank_body;
-    rc = eg_store_eval(&s_fanout, on_fanout, op, 2, 12, argv, NULL);
+    /* Computed once per event whether or not a Fency endpoint is there to take it: finding out
+     * first would cost a round trip, and the envelope costs one JSON parse. */
+    fency = eg_event_fency_json(ws_id, ev);
+    argv[12] = fency != NULL ? eg_arena_strdup(&op->arena, fency) : "";
+    free(fency);
+    rc = eg_store_eval(&s_fanout, on_fanout, op, 2, 13, argv, NULL);
     if (rc != 0) {
         op->push_err = rc;
         wh_fanout_finish(op);

@@ -158,7 +158,10 @@ test('fency and hindsight signatures are HMAC-SHA256 of the exact body; types fi
     assert.equal(rx.requests.length, 3);
     const fr = rx.requests.filter((r) => r.headers['x-fency-signature']);
     assert.equal(fr.length, 1);
-    assert.equal(fr[0].body, JSON.stringify(ev));
+    // A fency endpoint gets the event in Fency's envelope (fency_webhooks.test.mjs has the rest).
+    const env = JSON.parse(fr[0].body);
+    assert.match(env.id, /^evt_[0-9a-f]{32}$/);
+    assert.deepEqual([env.version, env.type, env.entity], ['1', ev.type, ev.entity]);
     assert.equal(fr[0].headers['content-type'], 'application/json');
     assert.equal(fr[0].headers['x-fency-signature'], hmacHex(f.secret, fr[0].body));
     const hr = rx.requests.filter((r) => r.headers['x-hindsight-signature']);
