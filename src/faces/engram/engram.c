@@ -334,5 +334,7 @@ int eg_faces_mount_all(eg_router_t *r, const eg_config_t *cfg)
 
     if (rc == 0)
         rc = eg_face_hindsight_mount(r, cfg);
+    if (rc == 0)
+        rc = eg_face_fency_mount(r, cfg);
     return rc;
 }
