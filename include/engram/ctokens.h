@@ -46,10 +46,11 @@ int eg_ctoken_issue(const char *ws, eg_ctoken_purpose_t p, const cJSON *payload,
 /* The result of peeking at or using a token: payload is valid during the callback only. */
 typedef void (*eg_ctoken_fn)(void *udata, int err, const cJSON *payload);
 
-/* Look at token without consuming it, as presented by workspace ws for purpose p: err 0 with the
- * payload; EG_EAUTH when the token is unknown, expired or already used; EG_EFORBIDDEN when it
- * belongs to another workspace or another purpose; or a store error. Returns 0 (cb will run),
- * EG_EAUTH for a malformed token, or EG_EINVAL / EG_EUNAVAIL (cb will not run). */
+/* Look at token without consuming it, as presented by workspace ws for purpose p (ws NULL, for
+ * EG_CTOKEN_DOWNLOAD only: any workspace, the payload says which): err 0 with the payload; EG_EAUTH
+ * when the token is unknown, expired or already used; EG_EFORBIDDEN when it belongs to another
+ * workspace or another purpose; or a store error. Returns 0 (cb will run), EG_EAUTH for a malformed
+ * token, or EG_EINVAL / EG_EUNAVAIL (cb will not run). */
 int eg_ctoken_peek(const char *token, const char *ws, eg_ctoken_purpose_t p, eg_ctoken_fn cb,
                    void *udata);
 

@@ -33,13 +33,13 @@ static eg_script_t s_issue = {
               "return 1\n",
 };
 
-/* KEYS[1] token hash; ARGV ws, purpose, consume ('1' | '0'). Returns {'gone'} | {'ws'} |
+/* KEYS[1] token hash; ARGV ws ('' = any), purpose, consume ('1' | '0'). Returns {'gone'} | {'ws'} |
  * {'purpose'} | {'ok', payload}. */
 static eg_script_t s_use = {
     .name = "ctoken_use",
     .source = "local v = redis.call('HMGET', KEYS[1], 'ws', 'p', 'payload')\n"
               "if not v[1] then return {'gone'} end\n"
-              "if v[1] ~= ARGV[1] then return {'ws'} end\n"
+              "if ARGV[1] ~= '' and v[1] ~= ARGV[1] then return {'ws'} end\n"
               "if v[2] ~= ARGV[2] then return {'purpose'} end\n"
               "if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end\n"
               "return {'ok', v[3] or '{}'}\n",
@@ -188,7 +188,8 @@ static int token_use(const char *token, const char *ws, eg_ctoken_purpose_t p, b
     use_t *u;
     int rc;
 
-    if (ws == NULL || eg_ctoken_purpose_name(p) == NULL || cb == NULL)
+    if ((ws == NULL && !(p == EG_CTOKEN_DOWNLOAD && !consume)) || (ws != NULL && ws[0] == '\0') ||
+        eg_ctoken_purpose_name(p) == NULL || cb == NULL)
         return EG_EINVAL;
     if (!eg_ctoken_valid(token))
         return EG_EAUTH;
@@ -196,7 +197,7 @@ static int token_use(const char *token, const char *ws, eg_ctoken_purpose_t p, b
     u = eg_xcalloc(1, sizeof(*u));
     u->cb = cb;
     u->udata = udata;
-    const char *argv[] = {key, ws, s_purpose[p], consume ? "1" : "0"};
+    const char *argv[] = {key, ws ? ws : "", s_purpose[p], consume ? "1" : "0"};
     rc = eg_store_eval(&s_use, on_used, u, 1, (int)EG_ARRAY_SIZE(argv), argv, NULL);
     if (rc != 0)
         free(u);

@@ -135,7 +135,9 @@ int eg_pstream_create(const char *ws_id, void (*cb)(void *, int, const eg_pstrea
     memcpy(op->id, "str_", 4);
     eg_random_bytes(raw, sizeof(raw));
     eg_hex_encode(raw, sizeof(raw), op->id + 4);
-    eg_random_base62(op->token, EG_PSTREAM_TOKEN_MAX - 5); /* 43 characters: 256 bits */
+    memcpy(op->token, op->id + 4, 32);
+    op->token[32] = '.';
+    eg_random_base62(op->token + 33, 43); /* 256 bits */
     snprintf(op->ws, sizeof(op->ws), "%s", ws_id);
     op->s.id = op->id;
     op->s.token = op->token;
@@ -210,12 +212,21 @@ int eg_pstream_check(const char *ws_id, const char *id, const char *token,
     ps_op_t *op;
     int rc;
 
+    char named[EG_PSTREAM_ID_MAX];
+
     if (ws_id == NULL || cb == NULL || strlen(ws_id) >= sizeof(op->ws))
         return EG_EINVAL;
+    if (token == NULL || token[0] == '\0' || strlen(token) >= EG_PSTREAM_TOKEN_MAX ||
+        strlen(token) < 34 || token[32] != '.')
+        return EG_EAUTH;
+    snprintf(named, sizeof(named), "str_%.32s", token);
+    if (id == NULL) {
+        if (!eg_pstream_id_valid(named))
+            return EG_EAUTH;
+        id = named;
+    }
     if (!eg_pstream_id_valid(id))
         return EG_ENOTFOUND;
-    if (token == NULL || token[0] == '\0' || strlen(token) >= EG_PSTREAM_TOKEN_MAX)
-        return EG_EAUTH;
     op = eg_xcalloc(1, sizeof(*op));
     op->cb = cb;
     op->udata = udata;
