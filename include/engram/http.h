@@ -63,6 +63,7 @@ struct eg_route_s {
     eg_handler_fn handler;
     unsigned flags;
     const eg_face_t *face;
+    size_t max_body; /* bytes a request body may have; 0 = the server's max_body_bytes */
 };
 
 struct eg_req_s {
@@ -165,6 +166,16 @@ void eg_router_free(eg_router_t *r);
  * 0, or EG_EINVAL for a bad template or a duplicate (method, template). */
 int eg_router_add(eg_router_t *r, const eg_face_t *face, const char *method, const char *tmpl,
                   eg_handler_fn handler, unsigned flags);
+
+/* Give one route (added before) its own body limit instead of the server's max_body_bytes,
+ * larger or smaller (file uploads). 0, or EG_ENOTFOUND when no such route. */
+int eg_router_set_max_body(eg_router_t *r, const eg_face_t *face, const char *method,
+                           const char *tmpl, size_t max);
+
+/* The body limit of a request: its route's own limit, or dflt (also when no route matches).
+ * target is the raw request target (query string and absolute form allowed). */
+size_t eg_router_body_limit(const eg_router_t *r, const char *method, const char *target,
+                            size_t dflt);
 
 /* Match a raw path. Returns the route and fills decoded params in the arena; returns NULL when no
  * route matched: *allow gets the comma-separated allowed methods when the path exists (→ 405),

@@ -71,6 +71,7 @@ struct eg_conn_s {
     eg_kv_t *hdrs;
     size_t nhdrs, caphdrs;
     size_t header_bytes;
+    size_t body_max; /* body limit of the request being parsed (its route's, or the server's) */
     int parse_error; /* our own limit errors raised from parser callbacks */
 
     int handles_open;

@@ -23,6 +23,7 @@ static int on_message_begin(llhttp_t *p)
     c->cur = req;
     c->in_message = 1;
     c->header_bytes = 0;
+    c->body_max = c->srv->cfg->max_body_bytes;
     c->nhdrs = 0;
     c->hval_open = 0;
     eg_buf_clear(&c->url);
@@ -106,7 +107,10 @@ static int on_headers_complete(llhttp_t *p)
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->upgrade = p->upgrade ? 1 : 0;
 
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
+    /* A route may take larger (or only smaller) bodies than the server's limit. */
+    c->body_max =
+        eg_router_body_limit(c->srv->router, req->method, req->target, cfg->max_body_bytes);
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_max)
         return limit_error(c, EG_ETOOBIG);
 
     const char *expect = eg_req_header(req, "Expect");
@@ -128,7 +132,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     eg_conn_t *c = p->data;
     eg_req_t *req = c->cur;
 
-    if (req->body.len + len > c->srv->cfg->max_body_bytes)
+    if (req->body.len + len > c->body_max)
         return limit_error(c, EG_ETOOBIG);
     eg_buf_append(&req->body, at, len);
     return 0;
@@ -141,8 +145,7 @@ static int on_chunk_header(llhttp_t *p)
     eg_conn_t *c = p->data;
     eg_req_t *req = c->cur;
 
-    if (p->content_length >
-        c->srv->cfg->max_body_bytes - EG_MIN(req->body.len, c->srv->cfg->max_body_bytes))
+    if (p->content_length > c->body_max - EG_MIN(req->body.len, c->body_max))
         return limit_error(c, EG_ETOOBIG);
     return 0;
 }
@@ -187,8 +190,7 @@ static void conn_parse_failed(eg_conn_t *c, llhttp_errno_t err)
     if (code == EG_EBADHTTP)
         eg_res_error(req, code, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
     else if (code == EG_ETOOBIG)
-        eg_res_error(req, code, "request body exceeds the limit of %zu bytes",
-                     c->srv->cfg->max_body_bytes);
+        eg_res_error(req, code, "request body exceeds the limit of %zu bytes", c->body_max);
     else if (code == EG_EHDRTOOBIG)
         eg_res_error(req, code, "request header block exceeds the limit of %zu bytes",
                      c->srv->cfg->max_header_bytes);

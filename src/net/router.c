@@ -26,6 +26,7 @@ struct eg_router_s {
     eg_rnode_t root;
     const eg_face_t **faces;
     size_t nfaces;
+    size_t nbody_limits; /* routes with their own body limit (0: no lookup while parsing) */
 };
 
 eg_router_t *eg_router_new(void)
@@ -295,6 +296,63 @@ const eg_route_t *eg_router_match(const eg_router_t *r, const char *method, cons
         }
     }
     return NULL;
+}
+
+int eg_router_set_max_body(eg_router_t *r, const eg_face_t *face, const char *method,
+                           const char *tmpl, size_t max)
+{
+    char full[1024], *save = NULL;
+    eg_rnode_t *node = &r->root;
+    int n = snprintf(full, sizeof(full), "%s%s", face ? face->prefix : "", tmpl ? tmpl : "");
+
+    if (tmpl == NULL || method == NULL || n < 0 || (size_t)n >= sizeof(full))
+        return EG_ENOTFOUND;
+    /* Walk the trie the way eg_router_add built it. */
+    for (char *seg = strtok_r(full, "/", &save); seg && node; seg = strtok_r(NULL, "/", &save)) {
+        eg_rnode_t *next = NULL;
+        if (seg[0] == '{') {
+            next = node->param_child;
+        } else {
+            for (size_t i = 0; i < node->nchildren && !next; i++)
+                if (strcmp(node->children[i]->seg, seg) == 0)
+                    next = node->children[i];
+        }
+        node = next;
+    }
+    for (size_t i = 0; node && i < node->nroutes; i++)
+        if (strcmp(node->routes[i]->method, method) == 0) {
+            if (node->routes[i]->max_body == 0 && max)
+                r->nbody_limits++;
+            else if (node->routes[i]->max_body && !max)
+                r->nbody_limits--;
+            node->routes[i]->max_body = max;
+            return 0;
+        }
+    return EG_ENOTFOUND;
+}
+
+size_t eg_router_body_limit(const eg_router_t *r, const char *method, const char *target,
+                            size_t dflt)
+{
+    if (r == NULL || r->nbody_limits == 0 || target == NULL)
+        return dflt;
+    /* The same target handling as dispatch: absolute form, query and fragment cut off. */
+    if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
+        const char *slash = strchr(strstr(target, "//") + 2, '/');
+        target = slash ? slash : "/";
+    }
+    eg_arena_t a;
+    eg_kv_t *params;
+    size_t nparams;
+    char allow[8];
+    bool bad;
+    eg_arena_init(&a);
+    char *path = eg_arena_strndup(&a, target, strcspn(target, "?#"));
+    const eg_route_t *route =
+        eg_router_match(r, method, path, &a, &params, &nparams, allow, sizeof(allow), &bad);
+    size_t limit = route && route->max_body ? route->max_body : dflt;
+    eg_arena_destroy(&a);
+    return limit;
 }
 
 const eg_face_t *eg_router_face_for(const eg_router_t *r, const char *path)

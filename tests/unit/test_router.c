@@ -417,3 +417,33 @@ Test(router, many_routes)
         cr_assert_str_eq(param(&m, "id"), want);
     }
 }
+
+Test(router, route_body_limits)
+{
+    cr_assert_eq(eg_router_add(r, &face_fency, "POST", "/uploads/s3", h_a, 0), 0);
+    cr_assert_eq(eg_router_add(r, &face_fency, "GET", "/uploads/s3", h_b, 0), 0);
+    cr_assert_eq(eg_router_add(r, &face_fency, "POST", "/v1/m/{id}/x", h_c, 0), 0);
+    /* No route has its own limit: the default, without matching. */
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/uploads/s3", 10), 10);
+
+    cr_assert_eq(eg_router_set_max_body(r, &face_fency, "POST", "/uploads/s3", 1000), 0);
+    cr_assert_eq(eg_router_set_max_body(r, &face_fency, "POST", "/v1/m/{id}/x", 5), 0);
+    cr_assert_eq(eg_router_set_max_body(r, &face_fency, "PUT", "/uploads/s3", 1), EG_ENOTFOUND);
+    cr_assert_eq(eg_router_set_max_body(r, &face_fency, "POST", "/uploads", 1), EG_ENOTFOUND);
+    cr_assert_eq(eg_router_set_max_body(r, &face_hs, "POST", "/uploads/s3", 1), EG_ENOTFOUND);
+
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/uploads/s3", 10), 1000);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/uploads/s3/?a=1#f", 10), 1000);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "http://h:1/fency/uploads/s3?x", 10), 1000);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/v1/m/mem_1/x", 10), 5);
+    /* Another method, another path, an unknown path: the default. */
+    cr_assert_eq(eg_router_body_limit(r, "GET", "/fency/uploads/s3", 10), 10);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/uploads", 10), 10);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/nowhere", 10), 10);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/%zz/x", 10), 10);
+
+    /* Back to the default. */
+    cr_assert_eq(eg_router_set_max_body(r, &face_fency, "POST", "/uploads/s3", 0), 0);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/uploads/s3", 10), 10);
+    cr_assert_eq(eg_router_body_limit(r, "POST", "/fency/v1/m/mem_1/x", 10), 5);
+}
