@@ -18,23 +18,6 @@
  * finds it. */
 #define STATE_TTL_MS (EG_UPLOAD_TTL_MS + 60 * 1000)
 
-size_t eg_upload_max_bytes(void)
-{
-    static size_t max;
-    if (max == 0) {
-        const char *v = getenv("ENGRAM_FENCY_UPLOAD_MAX");
-        size_t n = 0;
-        if (v && *v && eg_parse_size(v, &n) == 0 && n > 0)
-            max = n;
-        else {
-            if (v && *v)
-                eg_log_warn("uploads: ENGRAM_FENCY_UPLOAD_MAX=%s is not a size; using 25m", v);
-            max = EG_UPLOAD_MAX_DEF;
-        }
-    }
-    return max;
-}
-
 static char *state_key(eg_arena_t *a, const char *ws, const char *mem)
 {
     return eg_key(a, "w", ws, "fy:up:%s", mem);

@@ -1,6 +1,6 @@
 /* Upload grants as S3 POST policies: building and signing one (AWS Signature Version 4 over the
  * base64 policy, with engram's own secret, access key id and region) and verifying a posted form
- * against it. Pure functions; the I/O side is uploads.c. */
+ * against it, and the upload size limit. No I/O; that side is uploads.c. */
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
 
+#include "engram/log.h"
 #include "engram/uploads.h"
 #include "engram/util.h"
 
@@ -42,6 +43,23 @@ const char *eg_upload_refusal_code(eg_upload_refusal_t r)
 int eg_upload_refusal_status(eg_upload_refusal_t r)
 {
     return (unsigned)r <= EG_UPLOAD_UNAVAILABLE ? refusal_status[r] : 500;
+}
+
+size_t eg_upload_max_bytes(void)
+{
+    static size_t max;
+    if (max == 0) {
+        const char *v = getenv("ENGRAM_FENCY_UPLOAD_MAX");
+        size_t n = 0;
+        if (v && *v && eg_parse_size(v, &n) == 0 && n > 0)
+            max = n;
+        else {
+            if (v && *v)
+                eg_log_warn("uploads: ENGRAM_FENCY_UPLOAD_MAX=%s is not a size; using 25m", v);
+            max = EG_UPLOAD_MAX_DEF;
+        }
+    }
+    return max;
 }
 
 /* ---- Signing -------------------------------------------------------------------------------- */

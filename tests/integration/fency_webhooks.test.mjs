@@ -6,9 +6,9 @@
 // docs/fency.md describes), so the C code is checked against an independent implementation.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import { startEngram, workspaceWithKey, waitFor, sleep, PrivateRedis } from './harness.mjs';
 import { Receiver, hmacHex } from './webhook_receiver.mjs';
+import { fencyEventId, fencyOrgId, fencyTime } from './fency_ids.mjs';
 
 const ENV = {
     ENGRAM_OUTBOUND_ALLOW: '127.0.0.0/8',
@@ -44,22 +44,6 @@ async function emit(key, type, entity) {
     return r.json;
 }
 
-// The Fency id of engram event "evt_<ms>_<seq>" in workspace wsId.
-function fencyEventId(wsId, eventId) {
-    const m = /^evt_(\d+)_(\d+)$/.exec(eventId);
-    assert.ok(m, eventId);
-    const key = crypto.createHash('sha256').update(`engram fency event id\n${wsId}`).digest().subarray(0, 16);
-    const block = Buffer.alloc(16);
-    block.writeBigUInt64BE(BigInt(m[1]), 0);
-    block.writeBigUInt64BE(BigInt(m[2]), 8);
-    const c = crypto.createCipheriv('aes-128-ecb', key, null);
-    c.setAutoPadding(false);
-    return 'evt_' + Buffer.concat([c.update(block), c.final()]).toString('hex');
-}
-
-// engram's createdAt (milliseconds) with Fency's six fraction digits.
-const micros = (iso) => iso.replace(/\.(\d{3})Z$/, '.$1000Z');
-
 // Check one delivered request against the engram event it carries.
 function checkEnvelope(r, ev, wsId) {
     assert.equal(r.headers['content-type'], 'application/json');
@@ -73,8 +57,8 @@ function checkEnvelope(r, ev, wsId) {
     assert.equal(b.version, '1');
     assert.equal(b.type, ev.type);
     assert.match(b.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
-    assert.equal(b.createdAt, micros(ev.createdAt));
-    assert.equal(b.organizationId, 'org_' + wsId.replaceAll('-', '').toLowerCase());
+    assert.equal(b.createdAt, fencyTime(ev.createdAt));
+    assert.equal(b.organizationId, fencyOrgId(wsId));
     assert.deepEqual(b.entity, ev.entity);
     return b;
 }
