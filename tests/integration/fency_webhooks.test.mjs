@@ -1,12 +1,13 @@
 // Fency webhooks: an endpoint registered with signing "fency" gets every event in Fency's
 // envelope {id:"evt_<32 hex>",version:"1",type,createdAt (µs),organizationId,entity}, signed with
 // x-fency-signature (recomputed here over the raw body); a retry keeps the same id; endpoints of
-// the other conventions still get engram's event. The Fency event id is recomputed here from
+// the other conventions still get engram's event. Events come through engram's event API and
+// through the real memory and agent-task routes. The Fency event id is recomputed here from
 // the engram event id (AES-128 of its two numbers under a key derived from the workspace id, as
 // docs/fency.md describes), so the C code is checked against an independent implementation.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEngram, workspaceWithKey, waitFor, sleep, PrivateRedis } from './harness.mjs';
+import { startEngram, workspaceWithKey, createKey, waitFor, sleep, PrivateRedis } from './harness.mjs';
 import { Receiver, hmacHex } from './webhook_receiver.mjs';
 import { fencyEventId, fencyOrgId, fencyTime } from './fency_ids.mjs';
 
@@ -144,4 +145,67 @@ test('two workspaces: different organization ids and event ids', async (t) => {
     const rb = checkEnvelope(rx.requests.find((r) => r.url.endsWith('?b')), eb, b.ws.id);
     assert.notEqual(ra.organizationId, rb.organizationId);
     assert.notEqual(ra.id, rb.id);
+});
+
+test('the memory and agent-task routes emit what a fency endpoint gets; GET /v1/events/{id} agrees', async (t) => {
+    const rx = await new Receiver().start();
+    t.after(() => rx.stop());
+    const { ws, key } = await workspaceWithKey('fyHookReal', { redisUrl: redis.url });
+    const pk = await createKey({ workspace: ws.name, publishable: true, redisUrl: redis.url });
+    await createHook(key, { url: rx.url, signing: 'fency', secret: SECRET, event_types: ['memory.*', 'agent.task.*'] });
+    const fy = async (method, path, body) => {
+        const r = await req(method, `/fency${path}`, key, body);
+        assert.equal(r.status, 200, `${method} ${path}: ${r.body}`);
+        return r.json;
+    };
+    const bodies = (type, id) => rx.requests.map((r) => ({ r, b: JSON.parse(r.body) }))
+        .filter(({ b }) => b.type === type && b.entity.id === id);
+
+    // A TEXT memory: created (SYNCHRONIZING), updated (SYNCHRONIZED), deleted.
+    const type = await fy('POST', '/v1/memory-types', { name: 'Notes', description: 'notes' });
+    const m = await fy('POST', '/v1/memories', { memoryTypeId: type.id, sourceType: 'TEXT', title: 'Café', text: 'The café opens at eight.', metadata: { floor: 2 } });
+    const synced = await waitFor(async () => {
+        const g = await fy('GET', `/v1/memories/${m.id}`);
+        return g.contentStatus === 'SYNCHRONIZED' && g;
+    }, { timeoutMs: 20000, what: 'memory synchronized' });
+    const deleted = await fy('DELETE', `/v1/memories/${m.id}`);
+    await waitFor(() => bodies('memory.deleted', m.id).length === 1, { timeoutMs: 15000, what: 'memory.deleted delivered' });
+    const [created] = bodies('memory.created', m.id);
+    assert.deepEqual(created.b.entity, m);
+    const updated = bodies('memory.updated', m.id);
+    assert.deepEqual(updated.at(-1).b.entity, synced);
+    assert.deepEqual(bodies('memory.deleted', m.id)[0].b.entity, deleted);
+
+    // An agent task (offline path: no model configured): created IN_PROGRESS, updated SUCCEEDED.
+    const token = async (body) => (await fy('POST', '/v1/sessions', body)).clientToken;
+    const pub = (path, ct, st, body) => srv.request('POST', `/fency${path}`, {
+        headers: { 'X-Fency-Publishable-Key': pk, 'X-Fency-Client-Token': ct, ...(st ? { 'X-Fency-Stream-Token': st } : {}) },
+        body,
+    });
+    const s = await pub('/pub/ct/streams', await token({ createStream: {} }));
+    assert.equal(s.status, 201, s.body);
+    const ct = await token({ createAgentTask: { taskType: 'STREAMING_CHAT_COMPLETION', metadata: { from: 'webhook test' } } });
+    const a = await pub('/pub/ct-st/agent-tasks', ct, s.json.token,
+        { streamingChatCompletionTask: { messages: [{ role: 'USER', content: 'hello' }], model: 'openai/gpt-4.1' } });
+    assert.equal(a.status, 201, a.body);
+    const task = await waitFor(async () => {
+        const g = await fy('GET', `/v1/agent-tasks/${a.json.id}`);
+        return g.status !== 'IN_PROGRESS' && g;
+    }, { timeoutMs: 20000, what: 'task settled' });
+    await waitFor(() => bodies('agent.task.updated', task.id).length >= 1, { timeoutMs: 15000, what: 'agent.task.updated delivered' });
+    const [tc] = bodies('agent.task.created', task.id);
+    assert.equal(tc.b.entity.status, 'IN_PROGRESS');
+    assert.deepEqual(tc.b.entity.metadata, { from: 'webhook test' });
+    assert.deepEqual(bodies('agent.task.updated', task.id).at(-1).b.entity, task);
+
+    // Every delivery is signed, in the envelope, and is what the face's event API shows.
+    const log = (await req('GET', '/engram/v1/events?order=asc&limit=1000', key)).json.data;
+    for (const { r, b } of [created, ...updated, ...bodies('memory.deleted', m.id), tc, ...bodies('agent.task.updated', task.id)]) {
+        const ev = log.find((e) => fencyEventId(ws.id, e.id) === b.id);
+        assert.ok(ev, `event ${b.id} is in the log`);
+        checkEnvelope(r, ev, ws.id);
+        const g = await req('GET', `/fency/v1/events/${b.id}`, key);
+        assert.equal(g.status, 200, g.body);
+        assert.equal(g.body, r.body);
+    }
 });
