@@ -388,7 +388,8 @@ typedef struct run_s {
     long sent_pos;
     int sent_item;
     bool ended;
-    fin_t *fin; /* the terminal step waiting for the sender to drain */
+    const char *akey; /* the archive's key */
+    fin_t *fin;       /* the terminal step waiting for the sender to drain */
 } run_t;
 
 static void run_free(run_t *run)
@@ -451,7 +452,7 @@ static void finish_now(run_t *run)
 static void send_next(run_t *run)
 {
     pmsg_t *m = run->head;
-    char *json, *akey;
+    char *json;
     int rc;
 
     if (m == NULL) {
@@ -465,11 +466,13 @@ static void send_next(run_t *run)
     json = cJSON_PrintUnformatted(m->entry);
     run->sending = 2;
     run->sent_item = m->item;
-    akey = eg__task_key(&run->r.arena, run->r.ws, "ata:%s:p", run->r.id);
+    if (run->akey == NULL) /* once: the arena lives as long as the run */
+        run->akey = eg__task_key(&run->r.arena, run->r.ws, "ata:%s:p", run->r.id);
     if (run->pos[m->item] < 0)
-        rc = eg_store_command(on_archived, run, "RPUSH %s %s", akey, json);
+        rc = eg_store_command(on_archived, run, "RPUSH %s %s", run->akey, json);
     else
-        rc = eg_store_command(on_archived, run, "LSET %s %ld %s", akey, run->pos[m->item], json);
+        rc = eg_store_command(on_archived, run, "LSET %s %ld %s", run->akey, run->pos[m->item],
+                              json);
     if (rc != 0)
         run->sending--;
     if (run->r.stream[0] == '\0' ||
