@@ -14,6 +14,7 @@
 #include "engram/events.h"
 #include "engram/faces.h"
 #include "engram/http.h"
+#include "engram/library.h"
 #include "engram/llm.h"
 #include "engram/log.h"
 #include "engram/mental_models.h"
@@ -80,12 +81,21 @@ static void on_reflect_stopped(void *udata)
     eg_retain_stop(on_retain_stopped, app);
 }
 
+static void on_library_stopped(void *udata)
+{
+    app_t *app = udata;
+
+    /* Library syncs index through retain: they stop first. */
+    eg_log_info("library worker stopped; stopping the mental-model refresh worker");
+    eg_reflect_stop(on_reflect_stopped, app);
+}
+
 static void on_drained(void *udata)
 {
     app_t *app = udata;
 
-    eg_log_info("all connections closed; stopping the mental-model refresh worker");
-    eg_reflect_stop(on_reflect_stopped, app);
+    eg_log_info("all connections closed; stopping the library worker");
+    eg_library_stop(on_library_stopped, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -187,6 +197,8 @@ static int serve(int argc, char **argv, int first)
     if (eg_reflect_start() != 0)
         return 2;
     if (eg_consolidate_start(app.loop) != 0)
+        return 2;
+    if (eg_library_start(app.loop) != 0)
         return 2;
     eg_mm_init();
 
