@@ -120,20 +120,23 @@ typedef void (*eg_lib_json_fn)(void *udata, int err, const char *why, const cJSO
 /* A page of records: items (Fency shape; the callee keeps ownership) and the zpage cursors. */
 typedef void (*eg_lib_page_fn)(void *udata, int err, const cJSON *items, const eg_zpage_t *page);
 
-/* Create a memory from a POST /v1/memories body ({memoryTypeId*, sourceType*, title*, text* |
- * url*, metadata?}). Synchronous EG_EINVAL with *why on a malformed body (cb not called); an
- * unknown memory type reaches cb as EG_EINVAL with why. TEXT and URL start SYNCHRONIZING. */
+/* The calls below that take a body check it first: a malformed one returns EG_EINVAL with *why
+ * naming the field, a malformed id EG_ENOTFOUND (with *why where there is one), and cb is not
+ * called. Every other outcome reaches cb. The body must stay valid until cb runs.
+ *
+ * Create a memory from a POST /v1/memories body ({memoryTypeId*, sourceType* TEXT|URL|FILE,
+ * title*, text* (TEXT only), url* (URL only), metadata?}). TEXT and URL start SYNCHRONIZING,
+ * FILE EMPTY; emits memory.created. An unknown memory type reaches cb as EG_ENOTFOUND. */
 int eg_lib_memory_create(const char *ws, const cJSON *body, const char **why, eg_lib_json_fn cb,
                          void *udata);
 
 /* Apply a PATCH body ({title?, text? (TEXT), url? (URL), metadata?}): only given keys change,
- * metadata is replaced whole, new text / url re-synchronises. EG_EINVAL with *why synchronously
- * for a malformed body; a key that does not fit the memory's source type reaches cb as EG_EINVAL.
- */
+ * metadata is replaced whole, new text / url re-synchronises; emits memory.updated. text on a
+ * memory that is not TEXT (url: not URL) reaches cb as EG_EINVAL with why. */
 int eg_lib_memory_patch(const char *ws, const char *id, const cJSON *body, const char **why,
                         eg_lib_json_fn cb, void *udata);
 
-/* Delete a memory and its indexed content; cb gets the deleted memory. */
+/* Delete a memory and its indexed content; cb gets the deleted memory; emits memory.deleted. */
 int eg_lib_memory_delete(const char *ws, const char *id, eg_lib_json_fn cb, void *udata);
 
 /* A page of memories (q's zkey / hkey are filled in here). */
@@ -141,32 +144,41 @@ int eg_lib_memory_page(const char *ws, const eg_zpage_req_t *q, eg_lib_page_fn c
 
 /* ---- memory types ------------------------------------------------------------------------ */
 
-/* Create from a POST /v1/memory-types body ({name*, description*, type?, identityKeyName?,
- * updatedAtKeyName?, metadataFields?}); synchronous EG_EINVAL with *why when malformed. */
+/* Create from a POST /v1/memory-types body ({name*, description*, type? SEMANTIC|METADATA,
+ * identityKeyName?, updatedAtKeyName?, metadataFields?: [{name*, description?, fieldType?}]}). */
 int eg_lib_type_create(const char *ws, const cJSON *body, const char **why, eg_lib_json_fn cb,
                        void *udata);
 
+/* One memory type; EG_ENOTFOUND. */
 int eg_lib_type_get(const char *ws, const char *id, eg_lib_json_fn cb, void *udata);
 
-/* Delete a memory type; refused with EG_ECONFLICT while any memory has it. */
+/* Delete a memory type; refused with EG_ECONFLICT (why says how many memories) while any
+ * memory has it: no cascade. cb gets the deleted type. */
 int eg_lib_type_delete(const char *ws, const char *id, eg_lib_json_fn cb, void *udata);
 
+/* A page of memory types (q's zkey / hkey are filled in here). */
 int eg_lib_type_page(const char *ws, const eg_zpage_req_t *q, eg_lib_page_fn cb, void *udata);
 
 /* ---- bulk METADATA jobs ------------------------------------------------------------------ */
 
-/* Queue a bulk upsert ({memoryTypeId*, memories:[{title*, metadata*}]}); cb gets {"jobId"}.
- * Synchronous EG_EINVAL with *why when malformed; a type that is unknown or not METADATA reaches
- * cb as EG_EINVAL. */
+/* Queue a bulk upsert ({memoryTypeId*, memories:[{title*, metadata*}] (1..EG_LIB_JOB_MAX)});
+ * cb gets {"jobId"}. An unknown type reaches cb as EG_ENOTFOUND, one that is not METADATA as
+ * EG_EINVAL. */
 int eg_lib_job_create(const char *ws, const cJSON *body, const char **why, eg_lib_json_fn cb,
                       void *udata);
 
-/* {jobId, status, errorMessage, result:{created, updated, skipped}}. */
+/* {jobId, status PENDING|RUNNING|COMPLETED|FAILED, errorMessage, result:{created, updated,
+ * skipped:[{identityValue, reason}]}}; EG_ENOTFOUND (jobs are kept 30 days). */
 int eg_lib_job_get(const char *ws, const char *id, eg_lib_json_fn cb, void *udata);
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-int eg_library_start(uv_loop_t *loop); /* sync worker (queue "library") */
+/* Start the "library" queue's worker (after eg_store_init, eg_mindex_init and eg_retain_start):
+ * ENGRAM_LIBRARY_CONCURRENCY, ENGRAM_LIBRARY_VISIBILITY, ENGRAM_LIBRARY_URL_MAX_BYTES. 0 or
+ * EG_EINVAL (bad environment). */
+int eg_library_start(uv_loop_t *loop);
+
+/* Stop taking jobs, let running ones finish (the queue's close timeout), then done(udata). */
 void eg_library_stop(void (*done)(void *), void *udata);
 
 #endif
