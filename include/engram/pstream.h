@@ -16,8 +16,8 @@
 
 #define EG_PSTREAM_TTL_MS    (10 * 60 * 1000) /* default lifetime (ENGRAM_FENCY_STREAM_TTL) */
 #define EG_PSTREAM_ID_MAX    40               /* "str_" + 32 hex + NUL */
-#define EG_PSTREAM_TOKEN_MAX 80 /* "<32 hex of the id>." + 43 base62 characters + NUL */
-#define EG_PSTREAM_MSG_MAX   (1024 * 1024)    /* largest message accepted by eg_pstream_append */
+#define EG_PSTREAM_TOKEN_MAX 80            /* "<32 hex of the id>." + 43 base62 characters + NUL */
+#define EG_PSTREAM_MSG_MAX   (1024 * 1024) /* largest message accepted by eg_pstream_append */
 
 /* A stream as created or resolved. Strings belong to the callee and are valid during the
  * callback only. */
@@ -40,8 +40,9 @@ int eg_pstream_create(const char *ws_id, void (*cb)(void *, int, const eg_pstrea
                       void *udata);
 
 /* Resolve id + token: err 0, EG_ENOTFOUND (unknown/expired), EG_EAUTH (wrong token or
- * workspace). id NULL: the stream the token names. Returns 0 (cb will run), EG_ENOTFOUND for a malformed id
- * or EG_EAUTH for a malformed token (checked at once), or EG_EINVAL / EG_EUNAVAIL (cb will not). */
+ * workspace). id NULL: the stream the token names. Returns 0 (cb will run), EG_ENOTFOUND for a
+ * malformed id or EG_EAUTH for a malformed token (checked at once), or EG_EINVAL / EG_EUNAVAIL (cb
+ * will not). */
 int eg_pstream_check(const char *ws_id, const char *id, const char *token,
                      void (*cb)(void *, int, const eg_pstream_t *), void *udata);
 

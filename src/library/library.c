@@ -22,7 +22,7 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-/* ---- keys, ids, times ----------------------------------------------------------------------- */
+/* ---- keys, ids, times ------------------------------------------------------------------------ */
 
 char *eg__lib_key(eg_arena_t *a, const char *ws, const char *fmt, ...)
 {
@@ -104,8 +104,7 @@ bool eg__lib_ws_valid(const char *ws)
     return n > 0 && n <= 64;
 }
 
-/* ---- JSON helpers -----------------------------------------------------------------------------
- */
+/* ---- JSON helpers ---------------------------------------------------------------------------- */
 
 const char *eg__lib_jstr(const cJSON *o, const char *key)
 {
@@ -299,8 +298,7 @@ int eg__lib_put(const eg__lib_put_t *p, void (*cb)(void *, int), void *udata)
     return rc;
 }
 
-/* ---- reads ------------------------------------------------------------------------------------
- */
+/* ---- reads ----------------------------------------------------------------------------------- */
 
 typedef struct {
     eg__lib_rec_fn cb;
@@ -362,8 +360,7 @@ int eg__lib_mem_read(const char *ws, const char *id, bool with_content, eg__lib_
     return rc;
 }
 
-/* ---- events -----------------------------------------------------------------------------------
- */
+/* ---- events ---------------------------------------------------------------------------------- */
 
 typedef struct {
     char type[24];

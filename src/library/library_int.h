@@ -38,7 +38,7 @@
 #define EG__LIB_TAG_MEM   "fy:mem:"        /* unit tag prefixes in the bank */
 #define EG__LIB_TAG_TYPE  "fy:mty:"
 
-/* ---- keys, ids, times ----------------------------------------------------------------------- */
+/* ---- keys, ids, times ------------------------------------------------------------------------ */
 
 /* "eg:{w:<ws>}:fy:<suffix>" in a. */
 char *eg__lib_key(eg_arena_t *a, const char *ws, const char *fmt, ...)
@@ -61,8 +61,7 @@ void eg__lib_sync_new(char out[EG__LIB_SYNC_MAX]);
 /* The workspace id is one engram accepts in keys (printable, no braces, 1..64 bytes). */
 bool eg__lib_ws_valid(const char *ws);
 
-/* ---- JSON helpers -----------------------------------------------------------------------------
- */
+/* ---- JSON helpers ---------------------------------------------------------------------------- */
 
 const char *eg__lib_jstr(const cJSON *o, const char *key);   /* NULL unless a string */
 const cJSON *eg__lib_priv(const cJSON *rec);                 /* the "_" object (or NULL) */
@@ -77,8 +76,7 @@ cJSON *eg__lib_mem_public(const cJSON *rec, const char *content);
 /* The public MemoryType of a stored record (a new tree). */
 cJSON *eg__lib_type_public(const cJSON *rec);
 
-/* ---- the record write ---------------------------------------------------------------------------
- */
+/* ---- the record write ------------------------------------------------------------------------ */
 
 typedef enum { EG__LIB_KEEP = 0, EG__LIB_CLEAR, EG__LIB_SET } eg__lib_op_t;
 
@@ -115,7 +113,7 @@ int eg__lib_mem_read(const char *ws, const char *id, bool with_content, eg__lib_
  * otherwise ignored on failure. */
 void eg__lib_emit(const char *ws, const char *type, const cJSON *memory);
 
-/* ---- the sync worker (library_sync.c) ------------------------------------------------------- */
+/* ---- the sync worker (library_sync.c) -------------------------------------------------------- */
 
 /* Queue the synchronisation of memory id at content version sync (job id "<ws>:<id>:<sync>",
  * pushed before the record names that version, so a crash between the two leaves no memory
@@ -131,7 +129,7 @@ void eg__lib_purge_push(const char *ws, const char *doc);
 typedef struct eg_job_s eg_job_t;
 void eg__lib_bulk_run(eg_job_t *job, const cJSON *payload);
 
-/* ---- pure pieces (unit tested) ------------------------------------------------------------- */
+/* ---- pure pieces (unit tested) --------------------------------------------------------------- */
 
 typedef struct eg__lib_chunk_s {
     const char *text; /* NUL-terminated, in the arena */

@@ -25,11 +25,11 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-#define MAX_ATTEMPTS 5
-#define WAIT_MS      1000
+#define WAIT_MS     250              /* a job whose record is not written yet looks again */
+#define WAIT_MAX_MS 4000             /* after this, doubling up to this, */
+#define WAIT_FOR_US (30LL * 1000000) /* while the job is younger than this */
 
-/* ---- creating a job ---------------------------------------------------------------------------
- */
+/* ---- creating a job -------------------------------------------------------------------------- */
 
 static char s_why[200]; /* the loop is single-threaded: a reason naming an item index */
 
@@ -208,6 +208,7 @@ int eg_lib_job_create(const char *ws, const cJSON *body, const char **why, eg_li
     cJSON_AddStringToObject(j->payload, "ws", ws);
     cJSON_AddStringToObject(j->payload, "job", j->id);
     cJSON_AddStringToObject(j->payload, "type", type_id);
+    cJSON_AddNumberToObject(j->payload, "t", (double)eg__lib_now_us());
     cJSON_AddItemToObject(
         j->payload, "memories",
         cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "memories"), true));
@@ -219,8 +220,7 @@ int eg_lib_job_create(const char *ws, const cJSON *body, const char **why, eg_li
     return rc;
 }
 
-/* ---- reading a job ------------------------------------------------------------------------------
- */
+/* ---- reading a job --------------------------------------------------------------------------- */
 
 typedef struct {
     eg_lib_json_fn cb;
@@ -268,8 +268,7 @@ int eg_lib_job_get(const char *ws, const char *id, eg_lib_json_fn cb, void *udat
     return rc;
 }
 
-/* ---- running a job ------------------------------------------------------------------------------
- */
+/* ---- running a job --------------------------------------------------------------------------- */
 
 typedef struct {
     eg_arena_t a; /* per job */
@@ -280,6 +279,8 @@ typedef struct {
     cJSON *jrec;                   /* the job record as last written */
     size_t i, n;
     unsigned tries;
+    double t; /* when the job was created (µs) */
+    int wait; /* rounds waited for the job record */
     /* the item in progress */
     char *ident;
     char mem_id[EG__LIB_ID_MAX];
@@ -674,6 +675,45 @@ static void on_btype(void *udata, int err, redisReply *r)
     step(b);
 }
 
+static void on_wait_pushed(void *udata, int err, bool queued)
+{
+    eg_job_t *job = udata;
+
+    (void)queued;
+    if (err != 0)
+        eg_job_retry(job, WAIT_MS, eg_strerror(err));
+    else
+        eg_job_done(job, 0);
+}
+
+/* Hand the job over to a delayed copy of itself (the next waiting round). */
+static void wait_again(bjob_t *b)
+{
+    char job_id[EG_QUEUE_JOB_ID_MAX];
+    uint64_t delay = WAIT_MS;
+    cJSON *p = cJSON_CreateObject();
+    eg_job_t *job = b->job;
+    int rc;
+
+    for (int i = 0; i < b->wait && delay < WAIT_MAX_MS; i++)
+        delay *= 2;
+    snprintf(job_id, sizeof(job_id), "%s:bulk:%s:w%d", b->ws, b->jid, b->wait + 1);
+    cJSON_AddStringToObject(p, "k", "bulk");
+    cJSON_AddStringToObject(p, "ws", b->ws);
+    cJSON_AddStringToObject(p, "job", b->jid);
+    cJSON_AddStringToObject(p, "type", b->type_id);
+    cJSON_AddNumberToObject(p, "t", b->t);
+    cJSON_AddNumberToObject(p, "w", b->wait + 1);
+    cJSON_AddItemReferenceToObject(p, "memories", b->items);
+    char *txt = cJSON_PrintUnformatted(p);
+    rc = eg_queue_push(EG_LIB_QUEUE, job_id, txt, strlen(txt), delay, on_wait_pushed, job);
+    if (rc != 0)
+        eg_job_retry(job, WAIT_MS, eg_strerror(rc));
+    free(txt);
+    cJSON_Delete(p);
+    bjob_free(b);
+}
+
 static void on_brec(void *udata, int err, redisReply *r)
 {
     bjob_t *b = udata;
@@ -686,12 +726,14 @@ static void on_brec(void *udata, int err, redisReply *r)
         return;
     }
     if (r->type == REDIS_REPLY_NIL) {
-        /* Pushed before its record: wait for it a little, then give up. */
-        if (eg_job_attempt(b->job) < MAX_ATTEMPTS)
-            eg_job_retry(b->job, WAIT_MS, "the job record is not written yet");
-        else
+        /* Pushed before its record: wait for it while the job is young (a fresh job each
+         * round, so waiting spends no attempts), then give up. */
+        if ((double)eg__lib_now_us() - b->t < (double)WAIT_FOR_US)
+            wait_again(b);
+        else {
             eg_job_done(b->job, 0);
-        bjob_free(b);
+            bjob_free(b);
+        }
         return;
     }
     b->jrec = cJSON_Parse(r->str);
@@ -735,6 +777,10 @@ void eg__lib_bulk_run(eg_job_t *job, const cJSON *payload)
     b->jkey = eg__lib_key(&b->a, ws, "mjb:%s", jid);
     b->items = cJSON_Duplicate(items, true);
     b->n = (size_t)cJSON_GetArraySize(items);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(payload, "t");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(payload, "w");
+    b->t = cJSON_IsNumber(t) ? t->valuedouble : 0;
+    b->wait = cJSON_IsNumber(w) ? w->valueint : 0;
     int rc = eg_store_command(on_brec, b, "GET %s", b->jkey);
     if (rc != 0) {
         eg_job_retry(job, 0, eg_strerror(rc));

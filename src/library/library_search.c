@@ -20,8 +20,7 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-/* ---- loading records ----------------------------------------------------------------------------
- */
+/* ---- loading records ------------------------------------------------------------------------- */
 
 /* KEYS mem hash, types hash; ARGV memory ids (none = every memory). {records, {type id, record,
  * ...}}; a missing id gives false. */
@@ -147,7 +146,7 @@ static const char **scope_ids(eg_arena_t *a, const eg_lib_scope_t *scope, size_t
     return ids;
 }
 
-/* ---- memories in scope --------------------------------------------------------------------- */
+/* ---- memories in scope ----------------------------------------------------------------------- */
 
 typedef struct {
     eg_arena_t a;
@@ -257,8 +256,7 @@ int eg_lib_memories(const char *ws, const eg_lib_scope_t *scope, size_t limit, e
     return rc;
 }
 
-/* ---- chunk ranges ------------------------------------------------------------------------------
- */
+/* ---- chunk ranges ---------------------------------------------------------------------------- */
 
 /* KEYS mem hash, types hash, chunk list; ARGV id, first, last (0-based, inclusive).
  * {} when missing, else {record, type record or false, chunks...}. */
@@ -367,8 +365,7 @@ int eg_lib_chunks(const char *ws, const eg_lib_scope_t *scope, const char *memor
     return rc;
 }
 
-/* ---- search ------------------------------------------------------------------------------------
- */
+/* ---- search ---------------------------------------------------------------------------------- */
 
 typedef struct hit_s {
     const char *memory_id, *sync, *content;

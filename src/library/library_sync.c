@@ -29,8 +29,10 @@
 #include "library_int.h"
 
 #define MAX_ATTEMPTS 5
-#define WAIT_MS      1000  /* a job whose version is not written yet looks again after this */
-#define CHUNKS_MAX   20000 /* chunks of one memory at most */
+#define WAIT_MS      250  /* a job whose version is not written yet looks again after this, */
+#define WAIT_MAX_MS  4000 /* doubling up to this, */
+#define WAIT_FOR_US  (30LL * 1000000) /* while the version is younger than this */
+#define CHUNKS_MAX   20000            /* chunks of one memory at most */
 #define BANK_CHUNK_SIZE                                                                            \
     4000 /* the bank's retain_chunk_size: above EG__LIB_CHUNK_CP, so each                          \
             chunk stays one unit */
@@ -45,7 +47,7 @@ static struct {
     size_t nbanks;
 } s_lib;
 
-/* ---- pushing -------------------------------------------------------------------------------- */
+/* ---- pushing --------------------------------------------------------------------------------- */
 
 typedef struct {
     void (*cb)(void *, int);
@@ -153,6 +155,7 @@ typedef struct {
     bool indexed;     /* the document may exist in the bank */
     const char *fail; /* SYNCHRONIZATION_ERROR with this reason */
     unsigned tries;
+    int wait; /* rounds waited for the write naming the version */
 } sjob_t;
 
 static void sjob_free(sjob_t *s)
@@ -190,8 +193,7 @@ static void retry_or_fail(sjob_t *s, int err, const char *reason)
     finish(s);
 }
 
-/* ---- the final write ---------------------------------------------------------------------------
- */
+/* ---- the final write ------------------------------------------------------------------------- */
 
 typedef struct {
     sjob_t *s;
@@ -323,8 +325,7 @@ static void finish(sjob_t *s)
     fin_read(s);
 }
 
-/* ---- indexing ----------------------------------------------------------------------------------
- */
+/* ---- indexing -------------------------------------------------------------------------------- */
 
 static void on_retained(void *udata, int err, const eg_retain_result_t *res)
 {
@@ -436,8 +437,7 @@ static void ensure_bank(sjob_t *s)
         on_bank(s, rc, NULL, false);
 }
 
-/* ---- content into pages ------------------------------------------------------------------------
- */
+/* ---- content into pages ---------------------------------------------------------------------- */
 
 static void on_pages(void *udata, int err, const eg_doc_page_t *pages, size_t npages,
                      const char *why)
@@ -592,8 +592,58 @@ static void on_file(void *udata, int err, redisReply *r)
     convert(s);
 }
 
-/* ---- sync jobs: start --------------------------------------------------------------------------
- */
+/* The time a version was made (its first 16 digits, µs). */
+static int64_t version_us(const char *v)
+{
+    int64_t us = 0;
+
+    for (int i = 0; i < 16 && v[i] >= '0' && v[i] <= '9'; i++)
+        us = us * 10 + (v[i] - '0');
+    return us;
+}
+
+static void on_wait_pushed(void *udata, int err)
+{
+    eg_job_t *job = udata;
+
+    if (err != 0)
+        eg_job_retry(job, WAIT_MS, eg_strerror(err));
+    else
+        eg_job_done(job, 0);
+}
+
+/* Hand the job over to a delayed copy of itself (the next waiting round). */
+static void wait_again(sjob_t *s)
+{
+    char job_id[EG_QUEUE_JOB_ID_MAX];
+    uint64_t delay = WAIT_MS;
+    cJSON *p = cJSON_CreateObject();
+    eg_job_t *job = s->job;
+    int rc;
+
+    for (int i = 0; i < s->wait && delay < WAIT_MAX_MS; i++)
+        delay *= 2;
+    snprintf(job_id, sizeof(job_id), "%s:%s:%s:w%d", s->ws, s->id, s->sync, s->wait + 1);
+    cJSON_AddStringToObject(p, "k", "sync");
+    cJSON_AddStringToObject(p, "ws", s->ws);
+    cJSON_AddStringToObject(p, "id", s->id);
+    cJSON_AddStringToObject(p, "n", s->sync);
+    cJSON_AddNumberToObject(p, "w", s->wait + 1);
+    char *txt = cJSON_PrintUnformatted(p);
+    push_t *pt = eg_xmalloc(sizeof(*pt));
+    pt->cb = on_wait_pushed;
+    pt->udata = job;
+    rc = eg_queue_push(EG_LIB_QUEUE, job_id, txt, strlen(txt), delay, on_pushed, pt);
+    if (rc != 0) {
+        free(pt);
+        eg_job_retry(job, WAIT_MS, eg_strerror(rc));
+    }
+    free(txt);
+    cJSON_Delete(p);
+    sjob_free(s);
+}
+
+/* ---- sync jobs: start ------------------------------------------------------------------------ */
 
 static void on_rec(void *udata, int err, cJSON *rec, const char *raw, const char *content)
 {
@@ -609,13 +659,13 @@ static void on_rec(void *udata, int err, cJSON *rec, const char *raw, const char
     }
     if (err == EG_ENOTFOUND || cmp < 0) {
         /* The write naming this version has not landed (the job is pushed first), or it never
-         * will (the request failed; the memory was deleted): look again a few times. */
-        if (!last_attempt(s)) {
-            eg_job_retry(s->job, WAIT_MS, "the memory does not name this version yet");
-            sjob_free(s);
-        } else {
+         * will (the request failed; the memory was deleted): look again while the version is
+         * young. Waiting is a fresh job each round, so it spends none of the attempts a real
+         * failure is retried with. */
+        if (eg__lib_now_us() - version_us(s->sync) < WAIT_FOR_US)
+            wait_again(s);
+        else
             drop_stale(s);
-        }
         return;
     }
     if (cmp > 0) {
@@ -670,6 +720,8 @@ static void run_sync(eg_job_t *job, const cJSON *p)
     s->id = eg_arena_strdup(&s->a, id);
     s->sync = eg_arena_strdup(&s->a, sync);
     s->doc = eg_arena_printf(&s->a, "%s:%s", id, sync);
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(p, "w");
+    s->wait = cJSON_IsNumber(w) ? w->valueint : 0;
     rc = eg__lib_mem_read(ws, id, true, on_rec, s);
     if (rc != 0) {
         eg_job_retry(job, 0, eg_strerror(rc));

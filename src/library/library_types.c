@@ -13,7 +13,7 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-/* ---- validation ----------------------------------------------------------------------------- */
+/* ---- validation ------------------------------------------------------------------------------ */
 
 static bool str_ok(const cJSON *v, size_t max, bool nonempty)
 {
@@ -135,7 +135,7 @@ static cJSON *type_record(const cJSON *body, const char *id, int64_t now, const 
     return rec;
 }
 
-/* ---- calls ---------------------------------------------------------------------------------- */
+/* ---- calls ----------------------------------------------------------------------------------- */
 
 typedef struct {
     eg_lib_json_fn cb;
@@ -324,8 +324,7 @@ int eg_lib_type_delete(const char *ws, const char *id, eg_lib_json_fn cb, void *
     return rc;
 }
 
-/* ---- pages ------------------------------------------------------------------------------------
- */
+/* ---- pages ----------------------------------------------------------------------------------- */
 
 typedef struct {
     eg_lib_page_fn cb;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/arena.h"
 #include "engram/ctokens.h"
 #include "engram/error.h"
 #include "engram/log.h"
@@ -83,10 +84,14 @@ bool eg_ctoken_valid(const char *s)
 
 static void token_key(const char *token, char out[64])
 {
-    snprintf(out, 64, "eg:{ct:%s}:t", token);
+    eg_arena_t a;
+
+    eg_arena_init(&a);
+    snprintf(out, 64, "%s", eg_key(&a, "ct", token, "t"));
+    eg_arena_destroy(&a);
 }
 
-/* ---- issue ---------------------------------------------------------------------------------- */
+/* ---- issue ----------------------------------------------------------------------------------- */
 
 typedef struct issue_s {
     void (*cb)(void *, int, const char *);
@@ -138,7 +143,7 @@ int eg_ctoken_issue(const char *ws, eg_ctoken_purpose_t p, const cJSON *payload,
     return rc;
 }
 
-/* ---- peek and consume ----------------------------------------------------------------------- */
+/* ---- peek and consume ------------------------------------------------------------------------ */
 
 typedef struct use_s {
     eg_ctoken_fn cb;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engram/arena.h"
 #include "engram/error.h"
 #include "engram/log.h"
 #include "engram/pstream.h"
@@ -76,7 +77,11 @@ bool eg_pstream_id_valid(const char *id)
 
 void eg__ps_key(const char *id, char kind, char out[EG__PS_KEY_MAX])
 {
-    snprintf(out, EG__PS_KEY_MAX, "eg:{fs:%.40s}:%c", id, kind);
+    eg_arena_t a;
+
+    eg_arena_init(&a);
+    snprintf(out, EG__PS_KEY_MAX, "%s", eg_key(&a, "fs", id, "%c", kind));
+    eg_arena_destroy(&a);
 }
 
 void eg__ps_channel(const char *id, char out[EG__PS_KEY_MAX])
@@ -95,7 +100,7 @@ void eg__ps_time(int64_t us, char out[32])
     snprintf(out + n, 32 - n, ".%06uZ", (unsigned)(us % 1000000));
 }
 
-/* ---- create and check ----------------------------------------------------------------------- */
+/* ---- create and check ------------------------------------------------------------------------ */
 
 typedef struct ps_op_s {
     void (*cb)(void *, int, const eg_pstream_t *);
@@ -240,7 +245,7 @@ int eg_pstream_check(const char *ws_id, const char *id, const char *token,
     return rc;
 }
 
-/* ---- append --------------------------------------------------------------------------------- */
+/* ---- append ---------------------------------------------------------------------------------- */
 
 static void on_appended(void *udata, int err, redisReply *reply)
 {

@@ -69,7 +69,7 @@ struct ps_sub_s {
 static ps_sub_t *g_subs[PS_SUB_BUCKETS];
 static size_t g_conns;
 
-/* ---- framing -------------------------------------------------------------------------------- */
+/* ---- framing --------------------------------------------------------------------------------- */
 
 void eg_pstream_sse_encode(eg_buf_t *out, uint64_t seq, const char *json, size_t len)
 {
@@ -103,7 +103,7 @@ static void encode_notice(eg_buf_t *out, const char *type, const char *stream_id
     free(json);
 }
 
-/* ---- subscriptions -------------------------------------------------------------------------- */
+/* ---- subscriptions --------------------------------------------------------------------------- */
 
 static size_t sub_hash(const char *id)
 {
@@ -180,7 +180,7 @@ static void sub_unlink(ps_conn_t *c)
     sub_settle(sub);
 }
 
-/* ---- connections ---------------------------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------------------------- */
 
 static void conn_maybe_free(ps_conn_t *c)
 {

@@ -92,7 +92,7 @@ static void t_ws(char *out, size_t n, const char *tag)
     snprintf(out, n, "t-%s-%d-%s", tag, (int)getpid(), r);
 }
 
-/* ---- callbacks ------------------------------------------------------------------------------ */
+/* ---- callbacks ------------------------------------------------------------------------------- */
 
 typedef struct {
     int done, err;
@@ -155,7 +155,7 @@ static int t_use(const char *token, const char *ws, eg_ctoken_purpose_t p, bool 
     return r.err;
 }
 
-/* ---- tests ---------------------------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 Test(ctokens, names_and_format)
 {

@@ -25,7 +25,7 @@
 
 TestSuite(pstream, .init = t_redis_setup, .fini = t_redis_teardown, .timeout = 60);
 
-/* ---- framing -------------------------------------------------------------------------------- */
+/* ---- framing --------------------------------------------------------------------------------- */
 
 /* Decode the one "data: " line of an encoded event. */
 static void t_decode_data(const char *ev, char *out, size_t cap)
@@ -99,7 +99,7 @@ Test(pstream, ttl_from_env)
     cr_assert_eq(eg_pstream_ttl_ms(), 2000);
 }
 
-/* ---- loop harness --------------------------------------------------------------------------- */
+/* ---- loop harness ---------------------------------------------------------------------------- */
 
 static uv_loop_t t_loop;
 static uv_timer_t t_tick;
@@ -239,7 +239,7 @@ static int t_append(const char *id, const char *json)
     return d.err;
 }
 
-/* ---- create / check ------------------------------------------------------------------------- */
+/* ---- create / check -------------------------------------------------------------------------- */
 
 Test(pstream, create_and_check)
 {
@@ -277,7 +277,7 @@ Test(pstream, create_and_check)
     t_stop();
 }
 
-/* ---- append --------------------------------------------------------------------------------- */
+/* ---- append ---------------------------------------------------------------------------------- */
 
 typedef struct {
     int n;

@@ -74,4 +74,8 @@ int eg__fy_pub_mount(eg_router_t *r);
 int eg__fy_tasks_mount(eg_router_t *r);
 int eg__fy_events_mount(eg_router_t *r);
 
+/* Mounted by eg__fy_pub_mount: POST /v1/sessions (sessions.c), GET /sse/streams/{id} (sse.c). */
+int eg__fy_sessions_mount(eg_router_t *r);
+int eg__fy_sse_mount(eg_router_t *r);
+
 #endif
