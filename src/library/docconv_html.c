@@ -155,6 +155,10 @@ static void text(writer_t *w, const char *s, size_t len, bool pre)
     const char *t = w->tmp.data;
     for (size_t i = 0; i < w->tmp.len; i++) {
         char c = t[i];
+        if (c == '\xC2' && i + 1 < w->tmp.len && t[i + 1] == '\xA0') {
+            c = ' '; /* a literal no-break space counts as a space, like &nbsp; */
+            i++;
+        }
         if (pre) {
             if (c == '\n') {
                 w->nl++;

@@ -107,9 +107,11 @@ static int on_headers_complete(llhttp_t *p)
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->upgrade = p->upgrade ? 1 : 0;
 
-    /* A route may take larger (or only smaller) bodies than the server's limit. */
-    c->body_max =
-        eg_router_body_limit(c->srv->router, req->method, req->target, cfg->max_body_bytes);
+    /* A route may take larger (or only smaller) bodies than the server's limit; a request
+     * without a body (most of them) needs no route lookup for that. */
+    if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0))
+        c->body_max =
+            eg_router_body_limit(c->srv->router, req->method, req->target, cfg->max_body_bytes);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_max)
         return limit_error(c, EG_ETOOBIG);
 

@@ -168,6 +168,8 @@ Test(docconv, html_text_helper)
     const char html[] = "<html><body><h2>A&nbsp;B</h2><p>c</p></body></html>";
     cr_assert_str_eq(eg_doc_html_text(&A, html, sizeof html - 1), "A B\n\nc");
     cr_assert_str_eq(eg_doc_html_text(&A, "", 0), "");
+    /* Literal no-break spaces collapse like spaces. */
+    cr_assert_str_eq(eg_doc_html_text(&A, "<p>a\xC2\xA0\xC2\xA0 b</p>", 14), "a b");
     /* Windows-1252 bytes in a page that does not say UTF-8. */
     cr_assert_str_eq(eg_doc_html_text(&A, "<p>na\xEFve</p>", 11), "na\xC3\xAFve");
 }
