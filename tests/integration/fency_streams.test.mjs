@@ -524,6 +524,18 @@ test('SSE: a client that stops reading is disconnected (server backpressure)', a
     sse.close();
 });
 
+test('SSE: an idle stream gets a ": ping" comment every 15 s', async (t) => {
+    const s = await newStream(A, w1);
+    const sse = Sse.open(A, s.id, { pk: w1.pk, st: s.token });
+    t.after(() => sse.close());
+    await sse.head();
+    const t0 = Date.now();
+    await waitFor(() => sse.comments.includes('ping'), { timeoutMs: 17000, intervalMs: 100, what: 'a ping' });
+    assert.ok(Date.now() - t0 >= 13000, `ping after ${Date.now() - t0} ms`);
+    assert.equal(sse.events.length, 0);
+    assert.equal(sse.ended, false);
+});
+
 test('SSE: messages published while the pub/sub connection was down arrive after it is back', async (t) => {
     const s = await newStream(B, w1);
     const sse = Sse.open(B, s.id, { pk: w1.pk, st: s.token });
