@@ -22,6 +22,7 @@
 #include "engram/reflect.h"
 #include "engram/retain.h"
 #include "engram/store.h"
+#include "engram/tasks.h"
 #include "engram/tenancy.h"
 #include "engram/util.h"
 #include "engram/webhooks.h"
@@ -55,13 +56,22 @@ static void on_webhooks_stopped(void *udata)
     eg_store_shutdown(on_store_closed, app);
 }
 
-static void on_consolidation_stopped(void *udata)
+static void on_tasks_stopped(void *udata)
 {
     app_t *app = udata;
 
     /* Running webhook attempts get a few seconds to finish and be logged while Redis is up. */
-    eg_log_info("consolidation worker stopped; stopping webhook deliveries");
+    eg_log_info("agent task worker stopped; stopping webhook deliveries");
     eg_webhooks_stop(on_webhooks_stopped, app);
+}
+
+static void on_consolidation_stopped(void *udata)
+{
+    app_t *app = udata;
+
+    /* Runs still going are taken over by another process (or this one after a restart). */
+    eg_log_info("consolidation worker stopped; stopping the agent task worker");
+    eg_tasks_stop(on_tasks_stopped, app);
 }
 
 static void on_retain_stopped(void *udata)
@@ -199,6 +209,8 @@ static int serve(int argc, char **argv, int first)
     if (eg_consolidate_start(app.loop) != 0)
         return 2;
     if (eg_library_start(app.loop) != 0)
+        return 2;
+    if (eg_tasks_start(app.loop) != 0)
         return 2;
     eg_mm_init();
 
