@@ -643,6 +643,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             conn_close(c);
             return;
         }
+        if (c->head != NULL && c->head->streaming && !c->head->done) {
+            /* A stream (SSE) has no end of its own: a client that closed its side has left, and
+             * its owner should stop now rather than when a later write fails. */
+            conn_close(c);
+            return;
+        }
         /* Half-closed by the client: finish the responses still owed, then close. */
         c->close_after_flush = 1;
         conn_mark_dirty(c);

@@ -454,6 +454,15 @@ test('SSE: several connections to one stream each get every message once', async
         await c.count(20);
         assert.deepEqual(c.events.map((e) => Number(e.id)), Array.from({ length: 20 }, (_, i) => i + 1));
     }
+    // One channel subscription per process serving the stream, dropped with its last connection.
+    const numsub = async () => (await redisCall('PUBSUB', 'NUMSUB', `eg:fs:${s.id}`))[1];
+    assert.equal(await numsub(), 2);
+    conns[0].close();
+    await sleep(100);
+    assert.equal(await numsub(), 2, 'A still serves the second connection');
+    conns[1].close();
+    conns[2].close();
+    await waitFor(async () => (await numsub()) === 0, { what: 'no subscription left' });
 });
 
 test('SSE: unknown or malformed stream id → 200 + one STREAM_NOT_FOUND, then the end', async () => {
