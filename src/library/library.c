@@ -163,7 +163,8 @@ cJSON *eg__lib_type_public(const cJSON *rec)
  * ARGV  1 id, 2 old record ('' = must not exist), 3 new record ('' = delete), 4 member,
  *       5 type id, 6 content op (k|c|s), 7 file op (k|c|s), 8 content text, 9 file name,
  *       10 mime, 11 file bytes, 12 identity value ('' = none), 13 job JSON ('' = none),
- *       14 job TTL (s), 15.. chunks
+ *       14 job TTL (s), 15 identity value to drop when it names this memory ('' = none),
+ *       16.. chunks
  * Returns 1 written, 0 the record is not what ARGV[2] says, -1 the memory type is gone. */
 static eg_script_t s_put = {
     .name = "lib_mem_put",
@@ -196,7 +197,7 @@ static eg_script_t s_put = {
               "elseif ARGV[6] == 's' then\n"
               "  redis.call('SET', KEYS[3], ARGV[8])\n"
               "  redis.call('DEL', KEYS[4])\n"
-              "  local i = 15\n"
+              "  local i = 16\n"
               "  while i <= #ARGV do\n"
               "    local j = math.min(i + 499, #ARGV)\n"
               "    redis.call('RPUSH', KEYS[4], unpack(ARGV, i, j))\n"
@@ -208,6 +209,9 @@ static eg_script_t s_put = {
               "elseif ARGV[7] == 's' then\n"
               "  redis.call('DEL', KEYS[5])\n"
               "  redis.call('HSET', KEYS[5], 'name', ARGV[9], 'mime', ARGV[10], 'data', ARGV[11])\n"
+              "end\n"
+              "if ARGV[15] ~= '' and redis.call('HGET', KEYS[8], ARGV[15]) == ARGV[1] then\n"
+              "  redis.call('HDEL', KEYS[8], ARGV[15])\n"
               "end\n"
               "if ARGV[12] ~= '' then redis.call('HSET', KEYS[8], ARGV[12], ARGV[1]) end\n"
               "if ARGV[13] ~= '' then redis.call('SET', KEYS[9], ARGV[13], 'EX', ARGV[14]) end\n"
@@ -246,7 +250,7 @@ static const char *op_name(eg__lib_op_t op)
 int eg__lib_put(const eg__lib_put_t *p, void (*cb)(void *, int), void *udata)
 {
     eg_arena_t a;
-    size_t argc = 9 + 14 + p->nchunks;
+    size_t argc = 9 + 15 + p->nchunks;
     const char **argv;
     size_t *lens;
     char ttl[24];
@@ -279,8 +283,9 @@ int eg__lib_put(const eg__lib_put_t *p, void (*cb)(void *, int), void *udata)
     argv[21] = p->job_json ? p->job_json : "";
     snprintf(ttl, sizeof(ttl), "%d", EG__LIB_JOB_TTL_S);
     argv[22] = ttl;
+    argv[23] = p->ident_old ? p->ident_old : "";
     for (size_t i = 0; i < p->nchunks; i++)
-        argv[23 + i] = p->chunks[i];
+        argv[24 + i] = p->chunks[i];
     for (size_t i = 0; i < argc; i++)
         lens[i] = argv[i] ? strlen(argv[i]) : 0;
     if (p->data) {

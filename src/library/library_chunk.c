@@ -167,3 +167,21 @@ char *eg__lib_ident(eg_arena_t *a, const cJSON *metadata, const char *key)
     }
     return NULL;
 }
+
+char *eg__lib_metadata_text(eg_arena_t *a, const char *title, const cJSON *metadata)
+{
+    const cJSON *v;
+    char *t = eg_arena_printf(a, "%s\n", title ? title : "");
+
+    cJSON_ArrayForEach(v, metadata)
+    {
+        if (cJSON_IsString(v)) {
+            t = eg_arena_printf(a, "%s\n%s: %s", t, v->string, v->valuestring);
+        } else {
+            char *s = cJSON_PrintUnformatted(v);
+            t = eg_arena_printf(a, "%s\n%s: %s", t, v->string, s);
+            free(s);
+        }
+    }
+    return t;
+}

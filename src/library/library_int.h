@@ -11,7 +11,9 @@
  *   file    {name, mime, size} of a FILE memory's content
  *   reason  why the last synchronisation failed, or null
  *   member  the record's zpage member
- *   ident   its identity value (METADATA memories written by a bulk job), or absent */
+ *   derived true for a METADATA memory written by a bulk job: its text is made from its title
+ *           and metadata (eg__lib_metadata_text), so a PATCH of either re-synchronises it
+ *   ikey    the identityKeyName its identity was taken from; ident: that identity value */
 #ifndef ENGRAM_LIBRARY_INT_H
 #define ENGRAM_LIBRARY_INT_H
 
@@ -93,8 +95,9 @@ typedef struct eg__lib_put_s {
     const char *file_name, *mime;
     const void *data;
     size_t len;
-    const char *ident;   /* identity value to index for type_id (set), or to drop (delete) */
-    const char *job_key; /* a bulk job record to write in the same script (NULL: none) */
+    const char *ident;     /* identity value to index for type_id (set), or to drop (delete) */
+    const char *ident_old; /* an identity value to drop from the index when it names this memory */
+    const char *job_key;   /* a bulk job record to write in the same script (NULL: none) */
     const char *job_json;
 } eg__lib_put_t;
 
@@ -147,6 +150,10 @@ size_t eg__lib_chunk(eg_arena_t *a, const eg_doc_page_t *pages, size_t npages, s
 /* A chunk as stored in the chunk list and read back. */
 char *eg__lib_chunk_json(const eg__lib_chunk_t *c);
 int eg__lib_chunk_parse(eg_arena_t *a, const char *json, eg__lib_chunk_t *out);
+
+/* The text a METADATA memory (one written by a bulk job) is indexed with: its title, then one
+ * "key: value" line per metadata key (strings as they are, other values as JSON). In a. */
+char *eg__lib_metadata_text(eg_arena_t *a, const char *title, const cJSON *metadata);
 
 /* Compare two metadata values for a bulk job's newer-wins rule: numbers numerically, ISO 8601
  * strings as instants, other strings bytewise. 0 with *cmp (<0, 0, >0), or EG_EINVAL when they

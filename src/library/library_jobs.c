@@ -383,25 +383,6 @@ static void skip(bjob_t *b, const char *ident, const char *reason)
     write_job(b, "RUNNING", NULL, on_progress);
 }
 
-/* The text a METADATA memory is indexed with: its title, then "key: value" lines. */
-static char *metadata_text(eg_arena_t *a, const char *title, const cJSON *md)
-{
-    const cJSON *v;
-    char *t = eg_arena_printf(a, "%s\n", title);
-
-    cJSON_ArrayForEach(v, md)
-    {
-        if (cJSON_IsString(v)) {
-            t = eg_arena_printf(a, "%s\n%s: %s", t, v->string, v->valuestring);
-        } else {
-            char *s = cJSON_PrintUnformatted(v);
-            t = eg_arena_printf(a, "%s\n%s: %s", t, v->string, s);
-            free(s);
-        }
-    }
-    return t;
-}
-
 static void item_reset(bjob_t *b)
 {
     cJSON_Delete(b->pub);
@@ -524,9 +505,12 @@ static void item_write(bjob_t *b, const cJSON *item, cJSON *rec, const char *raw
     eg__lib_jset(n, "contentStatus", cJSON_CreateString("SYNCHRONIZING"));
     eg__lib_jset(p, "sync", cJSON_CreateString(b->sync));
     eg__lib_jset(p, "reason", cJSON_CreateNull());
-    eg__lib_jset(p, "text", cJSON_CreateString(metadata_text(&b->a, title, md)));
-    if (b->ident)
+    eg__lib_jset(p, "text", cJSON_CreateString(eg__lib_metadata_text(&b->a, title, md)));
+    eg__lib_jset(p, "derived", cJSON_CreateTrue());
+    if (b->ident) {
+        eg__lib_jset(p, "ikey", cJSON_CreateString(b->ident_key));
         eg__lib_jset(p, "ident", cJSON_CreateString(b->ident));
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(p, "doc");
 
     char *txt = cJSON_PrintUnformatted(n);

@@ -569,8 +569,32 @@ static int build_patch(mop_t *m, cJSON *rec, const char *raw, const char *conten
         eg__lib_jset(priv_of(n), "url", cJSON_CreateString(url->valuestring));
         resync = true;
     }
+    /* A METADATA memory's text is its title and metadata: a change of either re-synchronises
+     * it, and its identity follows its metadata in the type's index. */
+    const cJSON *derived = cJSON_GetObjectItemCaseSensitive(eg__lib_priv(rec), "derived");
+    if (cJSON_IsTrue(derived) && (title || md)) {
+        eg__lib_jset(
+            priv_of(n), "text",
+            cJSON_CreateString(eg__lib_metadata_text(
+                &m->a, eg__lib_jstr(n, "title"), cJSON_GetObjectItemCaseSensitive(n, "metadata"))));
+        if (!m->sync[0])
+            eg__lib_sync_new(m->sync);
+        resync = true;
+    }
+    const char *ikey = eg__lib_pstr(rec, "ikey"), *old_ident = eg__lib_pstr(rec, "ident");
+    char *new_ident =
+        ikey && md ? eg__lib_ident(&m->a, cJSON_GetObjectItemCaseSensitive(n, "metadata"), ikey)
+                   : NULL;
     touch(n);
     put_common(m, rec, raw);
+    if (ikey && md && (!old_ident || !new_ident || strcmp(old_ident, new_ident) != 0)) {
+        m->put.ident_old = old_ident ? eg_arena_strdup(&m->a, old_ident) : NULL;
+        m->put.ident = new_ident;
+        if (new_ident)
+            eg__lib_jset(priv_of(n), "ident", cJSON_CreateString(new_ident));
+        else
+            cJSON_DeleteItemFromObjectCaseSensitive(priv_of(n), "ident");
+    }
     if (resync) {
         const char *doc = eg__lib_pstr(rec, "doc");
         const char *old = eg__lib_pstr(rec, "sync");

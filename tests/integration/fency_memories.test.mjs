@@ -486,6 +486,24 @@ test('bulk METADATA jobs: identity upsert, newer wins, older and keyless skipped
     await waitFor(async () => (await settled(key, w.id)).content?.includes('price: 11'), { what: 'widget re-synchronised' });
     const g = await settled(key, gadget);
     assert.equal(g.title, 'Gadget');
+    assert.equal(g.metadata.price, 20, 'the older item was skipped');
+
+    // PATCH of a METADATA memory: its text follows its metadata, and so does its identity.
+    let p = await call('PATCH', `/v1/memories/${gadget}`, key, { metadata: { sku: 'G-2', updatedAt: '2024-03-01T00:00:00Z', price: 21 } });
+    assert.equal(p.status, 200, p.body);
+    assert.equal(p.json.contentStatus, 'SYNCHRONIZING');
+    const g2 = await settled(key, gadget);
+    assert.match(g2.content, /sku: G-2/);
+    assert.match(g2.content, /price: 21/);
+    const j3 = await runJob(key, {
+        memoryTypeId: t.id, memories: [
+            { title: 'Gadget 2', metadata: { sku: 'G-2', updatedAt: '2024-04-01T00:00:00Z' } },
+            { title: 'Gadget 1 again', metadata: { sku: 'G-1', updatedAt: '2024-04-01T00:00:00Z' } },
+        ],
+    });
+    assert.deepEqual(j3.result.updated, [gadget], 'the new identity names the patched memory');
+    assert.equal(j3.result.created.length, 1, 'the old identity is free again');
+    assert.notEqual(j3.result.created[0], gadget);
 
     // Events for the created and updated memories.
     const evs = (await events(key)).filter((e) => e.entity.id === widget).map((e) => e.type);
