@@ -20,6 +20,8 @@
 #include "engram/util.h"
 #include "library_int.h"
 
+#define CANDIDATES_MAX 1000 /* recall hits checked against the records at most */
+
 /* ---- loading records ------------------------------------------------------------------------- */
 
 /* KEYS mem hash, types hash; ARGV memory ids (none = every memory). {records, {type id, record,
@@ -467,7 +469,10 @@ static void on_recall(void *udata, int err, const eg_recall_result_t *res)
     s->hits = eg_arena_calloc(&s->a, (res->n + 1) * sizeof(*s->hits));
     const char **ids = eg_arena_calloc(&s->a, (res->n + 1) * sizeof(*ids));
     size_t nids = 0;
-    for (size_t i = 0; i < res->n; i++) {
+    /* The pre-filter keeps the ranking on allowed memories, so few of the best hits fail the
+     * check; the rest of a long tail is not looked at. */
+    size_t n = res->n < CANDIDATES_MAX ? res->n : CANDIDATES_MAX;
+    for (size_t i = 0; i < n; i++) {
         const eg_mem_unit_t *u = res->items[i].unit;
         const char *m = eg__lib_jstr(u->metadata, "m"), *sy = eg__lib_jstr(u->metadata, "s");
         const char *c = eg__lib_jstr(u->metadata, "c");
