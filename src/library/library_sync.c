@@ -101,7 +101,9 @@ void eg__lib_purge_push(const char *ws, const char *doc)
     char job_id[EG_QUEUE_JOB_ID_MAX];
     cJSON *p = cJSON_CreateObject();
 
-    snprintf(job_id, sizeof(job_id), "%s:purge:%s", ws, doc);
+    /* A fresh job id each time: a document may be written again after an earlier purge (a sync
+     * finishing late), and the queue drops a job id it saw within a day. */
+    snprintf(job_id, sizeof(job_id), "%s:purge:%s:%lld", ws, doc, (long long)eg__lib_now_us());
     cJSON_AddStringToObject(p, "k", "purge");
     cJSON_AddStringToObject(p, "ws", ws);
     cJSON_AddStringToObject(p, "doc", doc);
