@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startEngram, workspaceWithKey, waitFor, sleep, PrivateRedis } from './harness.mjs';
+import { startEngram, workspaceWithKey, waitFor, sleep, redisCommand, PrivateRedis } from './harness.mjs';
 
 const ENV = {
     ENGRAM_OUTBOUND_ALLOW: '127.0.0.0/8',
@@ -541,4 +541,51 @@ test('kill -9 while a URL is being fetched: the sync finishes after a restart', 
     assert.equal(s.contentStatus, 'SYNCHRONIZED', JSON.stringify(s));
     assert.equal(s.content, 'Survived the crash intact.');
     assert.ok(pages.get('/slow.txt').hits >= 2, 'fetched again after the restart');
+});
+
+test('kill -9 in the middle of a bulk job: it resumes, every item applied and reported once', async () => {
+    const { ws, key } = await workspaceWithKey('fyBulkCrash', { redisUrl: redis.url });
+    const t = await createType(key, { name: 'rows', type: 'METADATA', identityKeyName: 'row' });
+    const N = 1000;
+    const memories = [];
+    for (let i = 0; i < N; i++) memories.push({ title: `Row ${i}`, metadata: { row: i, v: `value ${i}` } });
+    const r = await call('POST', '/v1/memories/jobs', key, { memoryTypeId: t.id, memories });
+    assert.equal(r.status, 200, r.body);
+    const memKey = `eg:{w:${ws.id}}:fy:mem`;
+    const stored = async () => Number((await redisCommand(redis.port, `HLEN ${memKey}`)).slice(1));
+    await waitFor(async () => (await stored()) >= 100, { timeoutMs: 60000, intervalMs: 5, what: 'items applied' });
+    srv.signal('SIGKILL');
+    await srv.exitPromise;
+    const atKill = await stored();
+    assert.ok(atKill < N, `the kill must land mid-job (${atKill} of ${N} applied)`);
+    srv = await startEngram({ redisUrl: redis.url, env: ENV });
+    let job;
+    await waitFor(async () => {
+        const g = await call('GET', `/v1/memories/jobs/${r.json.jobId}`, key);
+        job = g.json;
+        assert.notEqual(job.status, 'FAILED', g.body);
+        return job.status === 'COMPLETED';
+    }, { timeoutMs: 120000, intervalMs: 200, what: 'job completed after the restart' });
+    assert.equal(job.result.created.length, N);
+    assert.equal(new Set(job.result.created).size, N, 'each item reported once');
+    assert.deepEqual(job.result.updated, []);
+    assert.deepEqual(job.result.skipped, []);
+    assert.equal(await stored(), N, 'no item written twice');
+    // Every identity names exactly one memory.
+    const idx = Number((await redisCommand(redis.port, `HLEN eg:{w:${ws.id}}:fy:mty:${t.id}:ident`)).slice(1));
+    assert.equal(idx, N);
+    // And every memory, the one in flight at the kill included, ends SYNCHRONIZED.
+    await waitFor(async () => {
+        let n = 0;
+        let token = null;
+        for (;;) {
+            const l = await call('GET', `/v1/memories?limit=100${token ? `&nextPageToken=${token}` : ''}`, key);
+            assert.equal(l.status, 200, l.body);
+            n += l.json.items.filter((m) => m.contentStatus === 'SYNCHRONIZED').length;
+            assert.ok(!l.json.items.some((m) => m.contentStatus === 'SYNCHRONIZATION_ERROR'), l.body);
+            token = l.json.pagination.nextPageToken;
+            if (!token) break;
+        }
+        return n === N;
+    }, { timeoutMs: 180000, intervalMs: 1000, what: 'every memory synchronised' });
 });
