@@ -23,6 +23,8 @@
 #include "engram/util.h"
 #include "runs/tasks_int.h"
 
+#define TASK_MAX_ATTEMPTS 5 /* the last one finishes the task FAILED without running it */
+
 /* ---- scripts ----------------------------------------------------------------------------- */
 
 /* KEYS task hash, run hash; ARGV id. {task|false, spec|false, pub|false, ev|false}. */
@@ -173,6 +175,7 @@ typedef struct fin_s {
     cJSON *task;    /* the finished task */
     char *pub;      /* stream message JSON */
     eg_job_t *job;
+    bool no_run; /* finished without a run: stream and type come from the stored spec */
     void (*done)(void *, int);
     void *udata;
 } fin_t;
@@ -305,7 +308,7 @@ static void on_fin_loaded(void *udata, int err, redisReply *reply)
         fin_end(f, 0);
         return;
     }
-    if (f->done != NULL && reply->element[1]->type == REDIS_REPLY_STRING) {
+    if (f->no_run && reply->element[1]->type == REDIS_REPLY_STRING) {
         /* A task finished without a run: its stream and type come from the stored spec. */
         cJSON *spec = cJSON_Parse(reply->element[1]->str);
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(spec, "stream");
@@ -351,20 +354,30 @@ static void on_abandoned(void *udata, int err)
     free(id);
 }
 
-void eg__task_abandon(const char *ws, const char *id, const char *message)
+/* Finish a task FAILED without running it; job (or NULL) is finished with it. */
+static void fail_without_run(const char *ws, const char *id, const char *message, eg_job_t *job)
 {
     fin_t *f = eg_xcalloc(1, sizeof(*f));
-    eg_task_type_t type = EG_TASK_MEMORY_CHAT;
+    eg_task_type_t type = EG_TASK_MEMORY_CHAT; /* replaced from the spec */
 
     eg_arena_init(&f->arena);
     snprintf(f->ws, sizeof(f->ws), "%s", ws);
     snprintf(f->id, sizeof(f->id), "%s", id);
     f->type = type;
+    f->no_run = true;
     f->error = eg_xstrdup(message);
     f->event = error_event(type, message);
-    f->done = on_abandoned;
-    f->udata = eg_xstrdup(id);
+    f->job = job;
+    if (job == NULL) {
+        f->done = on_abandoned;
+        f->udata = eg_xstrdup(id);
+    }
     fin_start(f);
+}
+
+void eg__task_abandon(const char *ws, const char *id, const char *message)
+{
+    fail_without_run(ws, id, message, NULL);
 }
 
 /* ---- runs -------------------------------------------------------------------------------- */
@@ -793,6 +806,13 @@ static void on_job_loaded(void *udata, int err, redisReply *reply)
         job_op_free(op);
         return;
     }
+    if (eg_job_attempt(op->job) >= TASK_MAX_ATTEMPTS) {
+        /* Interrupted on every attempt (crashes, or a run that brings its process down): the
+         * task fails rather than staying IN_PROGRESS when the job is dead-lettered. */
+        fail_without_run(op->ws, op->id, "the task's run was interrupted too many times", op->job);
+        job_op_free(op);
+        return;
+    }
     if (spec->type != REDIS_REPLY_STRING) {
         eg_job_retry(op->job, 1000, "the task's run record is missing");
         job_op_free(op);
@@ -851,7 +871,7 @@ int eg_tasks_start(uv_loop_t *loop)
     }
     qo.handler = on_job;
     qo.concurrency = 16; /* runs mostly wait for the model */
-    qo.max_attempts = 5;
+    qo.max_attempts = TASK_MAX_ATTEMPTS;
     qo.visibility_ms = vis_ms;
     s_w.q = eg_queue_open(EG_TASK_QUEUE, &qo);
     return s_w.q != NULL ? 0 : EG_EUNAVAIL;
