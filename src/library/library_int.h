@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
+#include <uv.h>
 
 #include "engram/docconv.h"
 #include "engram/library.h"
@@ -116,7 +117,22 @@ int eg__lib_mem_read(const char *ws, const char *id, bool with_content, eg__lib_
  * otherwise ignored on failure. */
 void eg__lib_emit(const char *ws, const char *type, const cJSON *memory);
 
-/* ---- the sync worker (library_sync.c) -------------------------------------------------------- */
+/* ---- the worker (library_worker.c, library_sync.c) ------------------------------------------ */
+
+#define EG__LIB_ATTEMPTS 5 /* attempts of a library job before it is dead-lettered */
+
+/* What the worker shares with its jobs (set by eg_library_start). */
+typedef struct eg__lib_worker_s {
+    uv_loop_t *loop;
+    struct eg_httpc_s *http; /* the outbound client (engram/httpc.h), SSRF guard on */
+    size_t url_max;          /* ENGRAM_LIBRARY_URL_MAX_BYTES */
+} eg__lib_worker_t;
+extern eg__lib_worker_t eg__lib_w;
+
+/* Push payload onto the "library" queue as job_id, delay_ms from now; cb(udata, err) (may be
+ * NULL) once it is in Redis. 0 or an error (cb not called). */
+int eg__lib_push(const char *job_id, const cJSON *payload, uint64_t delay_ms,
+                 void (*cb)(void *, int), void *udata);
 
 /* Queue the synchronisation of memory id at content version sync (job id "<ws>:<id>:<sync>",
  * pushed before the record names that version, so a crash between the two leaves no memory
@@ -128,8 +144,14 @@ int eg__lib_sync_push(const char *ws, const char *id, const char *sync, void (*c
  * re-synchronised); best effort, logged. */
 void eg__lib_purge_push(const char *ws, const char *doc);
 
-/* Run a bulk job (library_jobs.c): payload {"k":"bulk","ws","job","type","memories"}. */
+/* Run a sync job (library_sync.c): payload {"k":"sync","ws","id","n":<version>,"w"?}. */
 typedef struct eg_job_s eg_job_t;
+void eg__lib_sync_run(eg_job_t *job, const cJSON *payload);
+
+/* Forget which workspaces' banks this process has set up (the worker stops). */
+void eg__lib_sync_forget(void);
+
+/* Run a bulk job (library_jobs.c): payload {"k":"bulk","ws","job","type","memories","t","w"?}. */
 void eg__lib_bulk_run(eg_job_t *job, const cJSON *payload);
 
 /* ---- pure pieces (unit tested) --------------------------------------------------------------- */

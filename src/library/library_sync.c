@@ -1,5 +1,4 @@
-/* The "library" queue's worker: synchronising a memory's content, removing indexed documents,
- * and running bulk jobs (library_jobs.c).
+/* Sync jobs of the "library" queue: synchronising one content version of a memory.
  *
  * A sync job names one content version of one memory ("<16-digit µs>-<8 hex>", the record's
  * "_".sync). Its life: read the record — a newer version means this job is stale (its document,
@@ -28,117 +27,19 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-#define MAX_ATTEMPTS 5
-#define WAIT_MS      250  /* a job whose version is not written yet looks again after this, */
-#define WAIT_MAX_MS  4000 /* doubling up to this, */
-#define WAIT_FOR_US  (30LL * 1000000) /* while the version is younger than this */
-#define CHUNKS_MAX   20000            /* chunks of one memory at most */
+#define WAIT_MS     250  /* a job whose version is not written yet looks again after this, */
+#define WAIT_MAX_MS 4000 /* doubling up to this, */
+#define WAIT_FOR_US (30LL * 1000000) /* while the version is younger than this */
+#define CHUNKS_MAX  20000            /* chunks of one memory at most */
 #define BANK_CHUNK_SIZE                                                                            \
     4000 /* the bank's retain_chunk_size: above EG__LIB_CHUNK_CP, so each                          \
             chunk stays one unit */
 #define URL_TIMEOUT_MS 60000
 
 static struct {
-    uv_loop_t *loop;
-    eg_queue_t *q;
-    eg_httpc_t *http;
-    size_t url_max;
     char **banks; /* workspaces whose bank this process has set up */
     size_t nbanks;
 } s_lib;
-
-/* ---- pushing --------------------------------------------------------------------------------- */
-
-typedef struct {
-    void (*cb)(void *, int);
-    void *udata;
-} push_t;
-
-static void on_pushed(void *udata, int err, bool queued)
-{
-    push_t *p = udata;
-
-    (void)queued;
-    if (p->cb)
-        p->cb(p->udata, err);
-    free(p);
-}
-
-static int push(const char *job_id, const cJSON *payload, void (*cb)(void *, int), void *udata)
-{
-    char *txt = cJSON_PrintUnformatted(payload);
-    push_t *p = eg_xmalloc(sizeof(*p));
-    int rc;
-
-    p->cb = cb;
-    p->udata = udata;
-    rc = eg_queue_push(EG_LIB_QUEUE, job_id, txt, strlen(txt), 0, on_pushed, p);
-    if (rc != 0)
-        free(p);
-    free(txt);
-    return rc;
-}
-
-int eg__lib_sync_push(const char *ws, const char *id, const char *sync, void (*cb)(void *, int),
-                      void *udata)
-{
-    char job_id[EG_QUEUE_JOB_ID_MAX];
-    cJSON *p = cJSON_CreateObject();
-    int rc;
-
-    snprintf(job_id, sizeof(job_id), "%s:%s:%s", ws, id, sync);
-    cJSON_AddStringToObject(p, "k", "sync");
-    cJSON_AddStringToObject(p, "ws", ws);
-    cJSON_AddStringToObject(p, "id", id);
-    cJSON_AddStringToObject(p, "n", sync);
-    rc = push(job_id, p, cb, udata);
-    cJSON_Delete(p);
-    return rc;
-}
-
-void eg__lib_purge_push(const char *ws, const char *doc)
-{
-    char job_id[EG_QUEUE_JOB_ID_MAX];
-    cJSON *p = cJSON_CreateObject();
-
-    /* A fresh job id each time: a document may be written again after an earlier purge (a sync
-     * finishing late), and the queue drops a job id it saw within a day. */
-    snprintf(job_id, sizeof(job_id), "%s:purge:%s:%lld", ws, doc, (long long)eg__lib_now_us());
-    cJSON_AddStringToObject(p, "k", "purge");
-    cJSON_AddStringToObject(p, "ws", ws);
-    cJSON_AddStringToObject(p, "doc", doc);
-    if (push(job_id, p, NULL, NULL) != 0)
-        eg_log_warn("library: could not queue the removal of document %s", doc);
-    cJSON_Delete(p);
-}
-
-/* ---- purge jobs ------------------------------------------------------------------------------ */
-
-typedef struct {
-    eg_job_t *job;
-} purge_t;
-
-static void on_purged(void *udata, int err, int64_t n)
-{
-    eg_job_t *job = udata;
-
-    (void)n;
-    eg_job_done(job, err == EG_ENOTFOUND ? 0 : err);
-}
-
-static void run_purge(eg_job_t *job, const cJSON *p)
-{
-    const char *ws = eg__lib_jstr(p, "ws"), *doc = eg__lib_jstr(p, "doc");
-    int rc;
-
-    if (!ws || !doc) {
-        eg_job_fail(job, "malformed payload");
-        return;
-    }
-    rc = eg_mem_doc_delete(ws, EG_LIB_BANK, doc, on_purged, job);
-    if (rc != 0)
-        eg_job_done(job, rc == EG_EINVAL ? 0 : rc);
-}
 
 /* ---- sync jobs: state ------------------------------------------------------------------------ */
 
@@ -176,7 +77,7 @@ static bool transient(int err)
 
 static bool last_attempt(const sjob_t *s)
 {
-    return eg_job_attempt(s->job) >= MAX_ATTEMPTS;
+    return eg_job_attempt(s->job) >= EG__LIB_ATTEMPTS;
 }
 
 /* Give the attempt back to the queue (backoff), or end with a failure reason on the last one. */
@@ -467,7 +368,8 @@ static void on_pages(void *udata, int err, const eg_doc_page_t *pages, size_t np
 
 static void convert(sjob_t *s)
 {
-    int rc = eg_doc_convert_async(s_lib.loop, s->mime, s->file_name, s->data, s->len, on_pages, s);
+    int rc =
+        eg_doc_convert_async(eg__lib_w.loop, s->mime, s->file_name, s->data, s->len, on_pages, s);
 
     if (rc != 0)
         retry_or_fail(s, rc, "the converter could not be started");
@@ -502,8 +404,8 @@ static void on_fetched(void *udata, int err, eg_httpc_resp_t *resp)
         return;
     }
     if (err == EG_ERESPTOOBIG) {
-        s->fail =
-            eg_arena_printf(&s->a, "the page at %s is larger than %zu bytes", url, s_lib.url_max);
+        s->fail = eg_arena_printf(&s->a, "the page at %s is larger than %zu bytes", url,
+                                  eg__lib_w.url_max);
         finish(s);
         return;
     }
@@ -548,14 +450,14 @@ static void fetch(sjob_t *s)
     req.url = eg__lib_pstr(s->rec, "url");
     req.headers = headers;
     req.nheaders = EG_ARRAY_SIZE(headers);
-    req.max_response_bytes = s_lib.url_max;
+    req.max_response_bytes = eg__lib_w.url_max;
     req.total_timeout_ms = URL_TIMEOUT_MS;
     if (!req.url) {
         s->fail = "the memory has no url";
         finish(s);
         return;
     }
-    rc = eg_httpc_request(s_lib.http, &req, on_fetched, s, NULL);
+    rc = eg_httpc_request(eg__lib_w.http, &req, on_fetched, s, NULL);
     if (rc == EG_ESSRF || rc == EG_EINVAL) {
         s->fail = eg_arena_printf(&s->a, "fetching %s is not allowed", req.url);
         finish(s);
@@ -631,16 +533,9 @@ static void wait_again(sjob_t *s)
     cJSON_AddStringToObject(p, "id", s->id);
     cJSON_AddStringToObject(p, "n", s->sync);
     cJSON_AddNumberToObject(p, "w", s->wait + 1);
-    char *txt = cJSON_PrintUnformatted(p);
-    push_t *pt = eg_xmalloc(sizeof(*pt));
-    pt->cb = on_wait_pushed;
-    pt->udata = job;
-    rc = eg_queue_push(EG_LIB_QUEUE, job_id, txt, strlen(txt), delay, on_pushed, pt);
-    if (rc != 0) {
-        free(pt);
+    rc = eg__lib_push(job_id, p, delay, on_wait_pushed, job);
+    if (rc != 0)
         eg_job_retry(job, WAIT_MS, eg_strerror(rc));
-    }
-    free(txt);
     cJSON_Delete(p);
     sjob_free(s);
 }
@@ -705,7 +600,7 @@ static void on_rec(void *udata, int err, cJSON *rec, const char *raw, const char
     }
 }
 
-static void run_sync(eg_job_t *job, const cJSON *p)
+void eg__lib_sync_run(eg_job_t *job, const cJSON *p)
 {
     const char *ws = eg__lib_jstr(p, "ws"), *id = eg__lib_jstr(p, "id"),
                *sync = eg__lib_jstr(p, "n");
@@ -731,105 +626,11 @@ static void run_sync(eg_job_t *job, const cJSON *p)
     }
 }
 
-/* ---- the queue ------------------------------------------------------------------------------- */
-
-static void on_job(eg_job_t *job, void *udata)
+void eg__lib_sync_forget(void)
 {
-    size_t len;
-    const char *payload = eg_job_payload(job, &len);
-    cJSON *p = cJSON_ParseWithLength(payload, len);
-    const char *k = eg__lib_jstr(p, "k");
-
-    (void)udata;
-    if (k && strcmp(k, "sync") == 0)
-        run_sync(job, p);
-    else if (k && strcmp(k, "purge") == 0)
-        run_purge(job, p);
-    else if (k && strcmp(k, "bulk") == 0)
-        eg__lib_bulk_run(job, p);
-    else {
-        eg_log_error("library: job %s has a malformed payload; dead-lettered", eg_job_id(job));
-        eg_job_fail(job, "malformed payload");
-    }
-    cJSON_Delete(p);
-}
-
-int eg_library_start(uv_loop_t *loop)
-{
-    const char *vis = getenv("ENGRAM_LIBRARY_VISIBILITY");
-    const char *conc = getenv("ENGRAM_LIBRARY_CONCURRENCY");
-    const char *umax = getenv("ENGRAM_LIBRARY_URL_MAX_BYTES");
-    uint64_t vis_ms = 60000;
-    int64_t c = 4;
-    size_t url_max = 10u * 1024 * 1024;
-    eg_queue_opts_t qo = {0};
-
-    if (vis && vis[0] && (eg_parse_duration_ms(vis, &vis_ms) != 0 || vis_ms < 1000)) {
-        eg_log_error("ENGRAM_LIBRARY_VISIBILITY must be a duration of at least 1s, not \"%s\"",
-                     vis);
-        return EG_EINVAL;
-    }
-    if (conc && conc[0] && eg_parse_int64(conc, 1, 64, &c) != 0) {
-        eg_log_error("ENGRAM_LIBRARY_CONCURRENCY must be an integer from 1 to 64, not \"%s\"",
-                     conc);
-        return EG_EINVAL;
-    }
-    if (umax && umax[0] && (eg_parse_size(umax, &url_max) != 0 || url_max < 1024)) {
-        eg_log_error("ENGRAM_LIBRARY_URL_MAX_BYTES must be a size of at least 1k, not \"%s\"",
-                     umax);
-        return EG_EINVAL;
-    }
-    s_lib.loop = loop;
-    s_lib.url_max = url_max;
-    s_lib.http = eg_httpc_new(loop, NULL);
-    if (!s_lib.http)
-        return EG_EINVAL;
-    qo.handler = on_job;
-    qo.concurrency = (unsigned)c;
-    qo.max_attempts = MAX_ATTEMPTS;
-    qo.visibility_ms = vis_ms;
-    s_lib.q = eg_queue_open(EG_LIB_QUEUE, &qo);
-    if (!s_lib.q) {
-        eg_httpc_free(s_lib.http);
-        s_lib.http = NULL;
-        return EG_EINVAL;
-    }
-    return 0;
-}
-
-typedef struct {
-    void (*done)(void *);
-    void *udata;
-} stop_t;
-
-static void on_closed(void *udata)
-{
-    stop_t *st = udata;
-
-    if (s_lib.http)
-        eg_httpc_free(s_lib.http);
-    s_lib.http = NULL;
     for (size_t i = 0; i < s_lib.nbanks; i++)
         free(s_lib.banks[i]);
     free(s_lib.banks);
     s_lib.banks = NULL;
     s_lib.nbanks = 0;
-    if (st->done)
-        st->done(st->udata);
-    free(st);
-}
-
-void eg_library_stop(void (*done)(void *), void *udata)
-{
-    eg_queue_t *q = s_lib.q;
-    stop_t *st = eg_xmalloc(sizeof(*st));
-
-    st->done = done;
-    st->udata = udata;
-    s_lib.q = NULL;
-    if (!q) {
-        on_closed(st);
-        return;
-    }
-    eg_queue_close(q, on_closed, st);
 }
