@@ -159,7 +159,8 @@ cJSON *eg__lib_type_public(const cJSON *rec)
 /* ---- the write script --------------------------------------------------------------------------
  *
  * KEYS  1 mem hash, 2 mem zset, 3 content, 4 chunks, 5 file hash, 6 type counts, 7 types,
- *       8 identity index of the type, 9 a bulk job record (or the content key when none)
+ *       8 identity index of the type, 9 a bulk job record (or the content key when none),
+ *       10 the type's memories (a zset of the same members as the mem zset)
  * ARGV  1 id, 2 old record ('' = must not exist), 3 new record ('' = delete), 4 member,
  *       5 type id, 6 content op (k|c|s), 7 file op (k|c|s), 8 content text, 9 file name,
  *       10 mime, 11 file bytes, 12 identity value ('' = none), 13 job JSON ('' = none),
@@ -176,6 +177,7 @@ static eg_script_t s_put = {
               "  if cur then\n"
               "    redis.call('HDEL', KEYS[1], ARGV[1])\n"
               "    redis.call('ZREM', KEYS[2], ARGV[4])\n"
+              "    redis.call('ZREM', KEYS[10], ARGV[4])\n"
               "    redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])\n"
               "    if redis.call('HINCRBY', KEYS[6], ARGV[5], -1) <= 0 then\n"
               "      redis.call('HDEL', KEYS[6], ARGV[5])\n"
@@ -189,6 +191,7 @@ static eg_script_t s_put = {
               "if not cur then\n"
               "  if redis.call('HEXISTS', KEYS[7], ARGV[5]) == 0 then return -1 end\n"
               "  redis.call('ZADD', KEYS[2], 0, ARGV[4])\n"
+              "  redis.call('ZADD', KEYS[10], 0, ARGV[4])\n"
               "  redis.call('HINCRBY', KEYS[6], ARGV[5], 1)\n"
               "end\n"
               "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
@@ -250,7 +253,7 @@ static const char *op_name(eg__lib_op_t op)
 int eg__lib_put(const eg__lib_put_t *p, void (*cb)(void *, int), void *udata)
 {
     eg_arena_t a;
-    size_t argc = 9 + 15 + p->nchunks;
+    size_t argc = 10 + 15 + p->nchunks;
     const char **argv;
     size_t *lens;
     char ttl[24];
@@ -268,35 +271,36 @@ int eg__lib_put(const eg__lib_put_t *p, void (*cb)(void *, int), void *udata)
     argv[6] = eg__lib_key(&a, p->ws, "mty");
     argv[7] = eg__lib_key(&a, p->ws, "mty:%s:ident", p->type_id);
     argv[8] = p->job_key ? p->job_key : argv[2];
-    argv[9] = p->id;
-    argv[10] = p->old ? p->old : "";
-    argv[11] = p->rec ? p->rec : "";
-    argv[12] = p->member;
-    argv[13] = p->type_id;
-    argv[14] = op_name(p->content);
-    argv[15] = op_name(p->file);
-    argv[16] = p->text ? p->text : "";
-    argv[17] = p->file_name ? p->file_name : "";
-    argv[18] = p->mime ? p->mime : "";
-    argv[19] = "";
-    argv[20] = p->ident ? p->ident : "";
-    argv[21] = p->job_json ? p->job_json : "";
+    argv[9] = eg__lib_key(&a, p->ws, "mty:%s:m", p->type_id);
+    argv[10] = p->id;
+    argv[11] = p->old ? p->old : "";
+    argv[12] = p->rec ? p->rec : "";
+    argv[13] = p->member;
+    argv[14] = p->type_id;
+    argv[15] = op_name(p->content);
+    argv[16] = op_name(p->file);
+    argv[17] = p->text ? p->text : "";
+    argv[18] = p->file_name ? p->file_name : "";
+    argv[19] = p->mime ? p->mime : "";
+    argv[20] = "";
+    argv[21] = p->ident ? p->ident : "";
+    argv[22] = p->job_json ? p->job_json : "";
     snprintf(ttl, sizeof(ttl), "%d", EG__LIB_JOB_TTL_S);
-    argv[22] = ttl;
-    argv[23] = p->ident_old ? p->ident_old : "";
+    argv[23] = ttl;
+    argv[24] = p->ident_old ? p->ident_old : "";
     for (size_t i = 0; i < p->nchunks; i++)
-        argv[24 + i] = p->chunks[i];
+        argv[25 + i] = p->chunks[i];
     for (size_t i = 0; i < argc; i++)
         lens[i] = argv[i] ? strlen(argv[i]) : 0;
     if (p->data) {
-        argv[19] = p->data;
-        lens[19] = p->len;
+        argv[20] = p->data;
+        lens[20] = p->len;
     }
 
     put_t *pt = eg_xmalloc(sizeof(*pt));
     pt->cb = cb;
     pt->udata = udata;
-    rc = eg_store_eval(&s_put, on_put, pt, 9, (int)argc, argv, lens);
+    rc = eg_store_eval(&s_put, on_put, pt, 10, (int)argc, argv, lens);
     if (rc != 0)
         free(pt);
     eg_arena_destroy(&a);

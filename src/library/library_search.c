@@ -24,14 +24,34 @@
 
 /* ---- loading records ------------------------------------------------------------------------- */
 
-/* KEYS mem hash, types hash; ARGV memory ids (none = every memory). {records, {type id, record,
- * ...}}; a missing id gives false. */
+/* KEYS mem hash, types hash, then zsets of memories (a type's, or all of them); ARGV one cap per
+ * zset, then memory ids. The records of the newest cap members of each zset, then of the ids (a
+ * missing one gives false), and the types as {id, record, ...}. */
 static eg_script_t s_load = {
     .name = "lib_load",
-    .source = "local recs\n"
-              "if #ARGV > 0 then recs = redis.call('HMGET', KEYS[1], unpack(ARGV))\n"
-              "else recs = redis.call('HVALS', KEYS[1]) end\n"
-              "return {recs, redis.call('HGETALL', KEYS[2])}\n",
+    .source =
+        "local n = #KEYS - 2\n"
+        "local out = {}\n"
+        "local function add(ids)\n"
+        "  local i = 1\n"
+        "  while i <= #ids do\n"
+        "    local j = math.min(i + 999, #ids)\n"
+        "    local vs = redis.call('HMGET', KEYS[1], unpack(ids, i, j))\n"
+        "    for k = 1, j - i + 1 do out[#out + 1] = vs[k] end\n"
+        "    i = j + 1\n"
+        "  end\n"
+        "end\n"
+        "for k = 1, n do\n"
+        "  local ms = redis.call('ZRANGE', KEYS[2 + k], '+', '-', 'BYLEX', 'REV', 'LIMIT', 0,\n"
+        "                        tonumber(ARGV[k]))\n"
+        "  local ids = {}\n"
+        "  for i, m in ipairs(ms) do ids[i] = string.sub(m, 18) end\n"
+        "  add(ids)\n"
+        "end\n"
+        "local ids = {}\n"
+        "for i = n + 1, #ARGV do ids[#ids + 1] = ARGV[i] end\n"
+        "add(ids)\n"
+        "return {out, redis.call('HGETALL', KEYS[2])}\n",
 };
 
 typedef struct {
@@ -84,22 +104,29 @@ static void on_load(void *udata, int err, redisReply *r)
     free(ld);
 }
 
-static int load(const char *ws, const char *const *ids, size_t nids, load_fn cb, void *udata)
+/* Load records: the newest caps[i] memories of each zset zsets[i] (full keys), and ids. */
+static int load(const char *ws, const char *const *zsets, const size_t *caps, size_t nz,
+                const char *const *ids, size_t nids, load_fn cb, void *udata)
 {
     eg_arena_t a;
     const char **argv;
+    size_t argc = 2 + 2 * nz + nids, k = 0;
     int rc;
 
     eg_arena_init(&a);
-    argv = eg_arena_calloc(&a, (nids + 2) * sizeof(*argv));
-    argv[0] = eg__lib_key(&a, ws, "mem");
-    argv[1] = eg__lib_key(&a, ws, "mty");
+    argv = eg_arena_calloc(&a, (argc + 1) * sizeof(*argv));
+    argv[k++] = eg__lib_key(&a, ws, "mem");
+    argv[k++] = eg__lib_key(&a, ws, "mty");
+    for (size_t i = 0; i < nz; i++)
+        argv[k++] = zsets[i];
+    for (size_t i = 0; i < nz; i++)
+        argv[k++] = eg_arena_printf(&a, "%zu", caps[i]);
     for (size_t i = 0; i < nids; i++)
-        argv[2 + i] = ids[i];
+        argv[k++] = ids[i];
     load_t *ld = eg_xmalloc(sizeof(*ld));
     ld->cb = cb;
     ld->udata = udata;
-    rc = eg_store_eval(&s_load, on_load, ld, 2, (int)(nids + 2), argv, NULL);
+    rc = eg_store_eval(&s_load, on_load, ld, (int)(2 + nz), (int)argc, argv, NULL);
     if (rc != 0)
         free(ld);
     eg_arena_destroy(&a);
@@ -128,7 +155,7 @@ static bool scope_restricted(const eg_lib_scope_t *scope)
     return scope && scope->ntypes > 0;
 }
 
-/* Every scope type names its memory ids: the union (in a), else NULL. */
+/* The memory ids the scope's types name (in a; none for types without ids). */
 static const char **scope_ids(eg_arena_t *a, const eg_lib_scope_t *scope, size_t *n)
 {
     size_t total = 0;
@@ -136,11 +163,8 @@ static const char **scope_ids(eg_arena_t *a, const eg_lib_scope_t *scope, size_t
     *n = 0;
     if (!scope_restricted(scope))
         return NULL;
-    for (size_t i = 0; i < scope->ntypes; i++) {
-        if (scope->types[i].nmemory_ids == 0)
-            return NULL;
+    for (size_t i = 0; i < scope->ntypes; i++)
         total += scope->types[i].nmemory_ids;
-    }
     const char **ids = eg_arena_calloc(a, (total + 1) * sizeof(*ids));
     for (size_t i = 0; i < scope->ntypes; i++)
         for (size_t k = 0; k < scope->types[i].nmemory_ids; k++)
@@ -214,6 +238,12 @@ static void on_mref_load(void *udata, int err, loaded_t *l)
             ok[n++] = r;
     }
     qsort(ok, n, sizeof(*ok), member_desc);
+    /* A memory read twice (through its type's list and by id) counts once. */
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || member_desc(&ok[u - 1], &ok[i]) != 0)
+            ok[u++] = ok[i];
+    n = u;
     if (n > m->limit)
         n = m->limit;
     eg_lib_memref_t *refs = eg_arena_calloc(&m->a, (n + 1) * sizeof(*refs));
@@ -249,8 +279,24 @@ int eg_lib_memories(const char *ws, const eg_lib_scope_t *scope, size_t limit, e
     m->limit = EG_MIN(limit, (size_t)EG_LIB_MEMREFS_MAX);
     m->cb = cb;
     m->udata = udata;
+    /* Types limited to ids read those records; the others read their newest memories (all of
+     * them, up to the scan cap, when a metadata match may reject many). */
+    size_t nt = m->scope.ntypes, nz = 0;
+    const char **zs = eg_arena_calloc(&m->a, (nt + 1) * sizeof(*zs));
+    size_t *caps = eg_arena_calloc(&m->a, (nt + 1) * sizeof(*caps));
     const char **ids = scope_ids(&m->a, &m->scope, &nids);
-    rc = load(ws, ids, nids, on_mref_load, m);
+    if (nt == 0) {
+        zs[nz] = eg__lib_key(&m->a, ws, "mem:z");
+        caps[nz++] = m->limit;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const eg_lib_scope_type_t *t = &m->scope.types[i];
+        if (t->nmemory_ids > 0)
+            continue;
+        zs[nz] = eg__lib_key(&m->a, ws, "mty:%s:m", t->type_id);
+        caps[nz++] = t->match ? EG__LIB_SCAN_MAX : m->limit;
+    }
+    rc = load(ws, zs, caps, nz, ids, nids, on_mref_load, m);
     if (rc != 0) {
         eg_arena_destroy(&m->a);
         free(m);
@@ -496,7 +542,7 @@ static void on_recall(void *udata, int err, const eg_recall_result_t *res)
         search_end(s, 0, NULL, 0);
         return;
     }
-    int rc = load(s->ws, ids, nids, on_verify, s);
+    int rc = load(s->ws, NULL, NULL, 0, ids, nids, on_verify, s);
     if (rc != 0)
         search_end(s, rc, NULL, 0);
 }
@@ -591,7 +637,17 @@ int eg_lib_search(const char *ws, const eg_lib_scope_t *scope, const char *query
     if (s->query[0] == '\0') {
         rc = EG_EINVAL;
     } else if (scan) {
-        rc = load(ws, NULL, 0, on_scan, s);
+        size_t nz = 0;
+        const char **zs = eg_arena_calloc(&s->a, (s->scope.ntypes + 1) * sizeof(*zs));
+        size_t *caps = eg_arena_calloc(&s->a, (s->scope.ntypes + 1) * sizeof(*caps));
+        for (size_t i = 0; i < s->scope.ntypes; i++) {
+            const eg_lib_scope_type_t *t = &s->scope.types[i];
+            if (t->nmemory_ids == 0 && t->match) {
+                zs[nz] = eg__lib_key(&s->a, ws, "mty:%s:m", t->type_id);
+                caps[nz++] = EG__LIB_SCAN_MAX;
+            }
+        }
+        rc = load(ws, zs, caps, nz, NULL, 0, on_scan, s);
     } else {
         run_recall(s);
         return 0;

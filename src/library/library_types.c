@@ -256,8 +256,8 @@ int eg_lib_type_get(const char *ws, const char *id, eg_lib_json_fn cb, void *uda
     return rc;
 }
 
-/* KEYS types, zset, counts, identity index; ARGV id. {1, record} deleted, {0} missing, {-1, n}
- * still used by n memories. */
+/* KEYS types, zset, counts, identity index, the type's memories; ARGV id. {1, record} deleted, {0}
+ * missing, {-1, n} still used by n memories. */
 static eg_script_t s_delete = {
     .name = "lib_type_delete",
     .source = "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -268,7 +268,7 @@ static eg_script_t s_delete = {
               "redis.call('HDEL', KEYS[1], ARGV[1])\n"
               "redis.call('ZREM', KEYS[2], rec['_']['member'])\n"
               "redis.call('HDEL', KEYS[3], ARGV[1])\n"
-              "redis.call('DEL', KEYS[4])\n"
+              "redis.call('DEL', KEYS[4], KEYS[5])\n"
               "return {1, cur}\n",
 };
 
@@ -313,11 +313,12 @@ int eg_lib_type_delete(const char *ws, const char *id, eg_lib_json_fn cb, void *
     if (!eg__lib_id_valid(id, "mty"))
         return EG_ENOTFOUND;
     eg_arena_init(&a);
-    const char *argv[5] = {eg__lib_key(&a, ws, "mty"), eg__lib_key(&a, ws, "mty:z"),
-                           eg__lib_key(&a, ws, "mty:n"), eg__lib_key(&a, ws, "mty:%s:ident", id),
-                           id};
+    const char *argv[6] = {
+        eg__lib_key(&a, ws, "mty"),          eg__lib_key(&a, ws, "mty:z"),
+        eg__lib_key(&a, ws, "mty:n"),        eg__lib_key(&a, ws, "mty:%s:ident", id),
+        eg__lib_key(&a, ws, "mty:%s:m", id), id};
     call_t *c = call_new(cb, udata);
-    rc = eg_store_eval(&s_delete, on_deleted, c, 4, 5, argv, NULL);
+    rc = eg_store_eval(&s_delete, on_deleted, c, 5, 6, argv, NULL);
     if (rc != 0)
         free(c);
     eg_arena_destroy(&a);

@@ -503,3 +503,95 @@ Test(library_store, file_content)
     cJSON_Delete(f);
     cJSON_Delete(txt);
 }
+
+typedef struct {
+    int done, err;
+    size_t n;
+    char ids[16][48];
+} refs_t;
+
+static void on_ref_ids(void *udata, int err, const eg_lib_memref_t *m, size_t n)
+{
+    refs_t *r = udata;
+
+    r->err = err;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 16; i++)
+        snprintf(r->ids[i], sizeof(r->ids[i]), "%s", m[i].id);
+    r->done = 1;
+}
+
+static refs_t memrefs(const char *guard_rails, size_t limit)
+{
+    eg_arena_t a;
+    eg_lib_scope_t scope;
+    const char *why = NULL;
+    refs_t r = {0};
+    cJSON *g = guard_rails ? parse(guard_rails) : NULL;
+
+    eg_arena_init(&a);
+    cr_assert_eq(eg_lib_scope_parse(&a, g, &scope, &why), 0, "%s", why ? why : "");
+    cJSON_Delete(g);
+    cr_assert_eq(eg_lib_memories(T.ws, &scope, limit, on_ref_ids, &r), 0);
+    eg_arena_destroy(&a);
+    wait_for(&r.done);
+    cr_assert_eq(r.err, 0);
+    return r;
+}
+
+Test(library_store, memory_listing_by_scope)
+{
+    cJSON *t1 = create_type("a"), *t2 = create_type("b");
+    cJSON *m[5];
+    const char *types[5] = {sid(t1), sid(t2), sid(t1), sid(t2), sid(t1)};
+    const char *meta[5] = {"{\"k\":1}", "{\"k\":1}", "{\"k\":2}", "{\"k\":2}", "{\"k\":1}"};
+
+    for (int i = 0; i < 5; i++)
+        m[i] = create_memory(types[i], "FILE", "f", NULL, meta[i]);
+
+    /* Every memory, newest first, cut to the limit. */
+    refs_t r = memrefs(NULL, 3);
+    cr_assert_eq(r.n, 3);
+    cr_assert_str_eq(r.ids[0], sid(m[4]));
+    cr_assert_str_eq(r.ids[1], sid(m[3]));
+    cr_assert_str_eq(r.ids[2], sid(m[2]));
+    /* One type. */
+    r = memrefs(rails("{\"memoryTypes\":[{\"memoryTypeId\":\"%s\"}]}", sid(t1)), 10);
+    cr_assert_eq(r.n, 3);
+    cr_assert_str_eq(r.ids[0], sid(m[4]));
+    cr_assert_str_eq(r.ids[2], sid(m[0]));
+    /* A match within a type, ids within the other. */
+    r = memrefs(rails("{\"memoryTypes\":[{\"memoryTypeId\":\"%s\",\"match\":{\"k\":1}},"
+                      "{\"memoryTypeId\":\"%s\",\"memoryIds\":[\"%s\",\"%s\"]}]}",
+                      sid(t1), sid(t2), sid(m[3]), sid(m[0])),
+                10);
+    cr_assert_eq(r.n, 3, "m4 and m0 (type a, k 1) and m3 (named in type b); m0 is not of b");
+    cr_assert_str_eq(r.ids[0], sid(m[4]));
+    cr_assert_str_eq(r.ids[1], sid(m[3]));
+    cr_assert_str_eq(r.ids[2], sid(m[0]));
+    /* Deleting a memory takes it out of its type's list; deleting the emptied type works. */
+    for (int i = 0; i < 5; i += 2) {
+        res_t d = {0};
+        cr_assert_eq(eg_lib_memory_delete(T.ws, sid(m[i]), on_json, &d), 0);
+        wait_for(&d.done);
+        cr_assert_eq(d.err, 0);
+        cJSON_Delete(d.json);
+    }
+    r = memrefs(rails("{\"memoryTypes\":[{\"memoryTypeId\":\"%s\"}]}", sid(t1)), 10);
+    cr_assert_eq(r.n, 0);
+    res_t d = {0};
+    cr_assert_eq(eg_lib_type_delete(T.ws, sid(t1), on_json, &d), 0);
+    wait_for(&d.done);
+    cr_assert_eq(d.err, 0);
+    cJSON_Delete(d.json);
+    memset(&d, 0, sizeof(d));
+    cr_assert_eq(eg_lib_type_delete(T.ws, sid(t2), on_json, &d), 0);
+    wait_for(&d.done);
+    cr_assert_eq(d.err, EG_ECONFLICT);
+    cr_assert(strstr(d.why, "2 memories") != NULL, "%s", d.why);
+
+    for (int i = 0; i < 5; i++)
+        cJSON_Delete(m[i]);
+    cJSON_Delete(t1);
+    cJSON_Delete(t2);
+}
