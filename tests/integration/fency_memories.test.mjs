@@ -12,6 +12,7 @@ import { startEngram, workspaceWithKey, waitFor, sleep, redisCommand, PrivateRed
 const ENV = {
     ENGRAM_OUTBOUND_ALLOW: '127.0.0.0/8',
     ENGRAM_LIBRARY_VISIBILITY: '2s',
+    ENGRAM_LIBRARY_URL_MAX_BYTES: '64k',
     ENGRAM_ACCESS_LOG: 'off',
 };
 const ID = (p) => new RegExp(`^${p}_[0-9a-f]{32}$`);
@@ -402,6 +403,13 @@ test('URL memory: fetched from a local server, HTML to text; errors keep a reaso
     const sx = await settled(A.key, x.id);
     assert.equal(sx.contentStatus, 'SYNCHRONIZATION_ERROR');
     assert.match(sx.contentStatusReason, /not allowed/);
+
+    // A page over ENGRAM_LIBRARY_URL_MAX_BYTES (64k here) is refused with the reason.
+    pages.set('/big.txt', { type: 'text/plain', body: 'Big page. '.repeat(8000) });
+    const big = await createMemory(A.key, { memoryTypeId: t.id, sourceType: 'URL', title: 'Big', url: `http://127.0.0.1:${webPort}/big.txt` });
+    const sb = await settled(A.key, big.id);
+    assert.equal(sb.contentStatus, 'SYNCHRONIZATION_ERROR');
+    assert.match(sb.contentStatusReason, /larger than 65536 bytes/);
 
     // PATCH url re-synchronises; text cannot be patched on a URL memory.
     pages.set('/v2.txt', { type: 'text/plain', body: 'Plain text version two.' });
