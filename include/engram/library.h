@@ -85,7 +85,7 @@ int eg_lib_search(const char *ws, const eg_lib_scope_t *scope, const char *query
                   eg_lib_chunks_fn cb, void *udata);
 
 /* Chunks first..last (1-based, inclusive, clipped) of one memory, if it is inside scope
- * (EG_ENOTFOUND otherwise, as for an unknown memory). */
+ * (EG_ENOTFOUND otherwise, as for an unknown memory); none while it is not SYNCHRONIZED. */
 int eg_lib_chunks(const char *ws, const eg_lib_scope_t *scope, const char *memory_id, int first,
                   int last, eg_lib_chunks_fn cb, void *udata);
 
