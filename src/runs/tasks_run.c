@@ -228,8 +228,11 @@ static void on_finished(void *udata, int err, redisReply *reply)
 }
 
 /* The progress entry of item item_id with data (a JSON string of the inner event). */
-static cJSON *entry_new(const char *task_id, const char *item_id, const char *created,
-                        const cJSON *data)
+/* A progress entry: the AGENT_TASK_PROGRESS_ITEM_UPDATED message of fency.md section 5, kept in
+ * the archive as is (the SDK's archive parser wants every field, streamId too: "" when the task
+ * has no stream) and appended to the stream (which sets streamId again). */
+static cJSON *entry_new(const char *task_id, const char *stream_id, const char *item_id,
+                        const char *created, const cJSON *data)
 {
     char now[EG_TASK_TIME_MAX];
     cJSON *e = cJSON_CreateObject();
@@ -237,6 +240,7 @@ static cJSON *entry_new(const char *task_id, const char *item_id, const char *cr
 
     eg__task_time(eg__task_now_us(), now);
     cJSON_AddStringToObject(e, "type", "AGENT_TASK_PROGRESS_ITEM_UPDATED");
+    cJSON_AddStringToObject(e, "streamId", stream_id);
     cJSON_AddStringToObject(e, "agentTaskId", task_id);
     cJSON_AddStringToObject(e, "progressItemId", item_id);
     cJSON_AddStringToObject(e, "timestamp", now);
@@ -275,7 +279,7 @@ static void fin_write(fin_t *f, const char *task_json)
     f->task = t;
     if (f->item_id[0] == '\0')
         snprintf(f->item_id, sizeof(f->item_id), "%s-end", f->id);
-    e = entry_new(f->id, f->item_id, f->item_created, f->event);
+    e = entry_new(f->id, f->stream, f->item_id, f->item_created, f->event);
     ej = cJSON_PrintUnformatted(e);
     cJSON_Delete(e);
     tj = cJSON_PrintUnformatted(t);
@@ -543,14 +547,14 @@ void eg__trun_progress(eg__trun_t *r, int item, const char *event_type, cJSON *d
     for (m = run->head; m != NULL; m = m->next) {
         if (m->item == item) { /* a newer version of an item still waiting replaces it */
             cJSON_Delete(m->entry);
-            m->entry = entry_new(r->id, iid, run->created[item], ev);
+            m->entry = entry_new(r->id, r->stream, iid, run->created[item], ev);
             cJSON_Delete(ev);
             return;
         }
     }
     m = eg_xcalloc(1, sizeof(*m));
     m->item = item;
-    m->entry = entry_new(r->id, iid, run->created[item], ev);
+    m->entry = entry_new(r->id, r->stream, iid, run->created[item], ev);
     cJSON_Delete(ev);
     if (run->tail)
         run->tail->next = m;

@@ -272,7 +272,12 @@ test('STREAMING_CHAT_COMPLETION: one Text item growing, Completed with messages,
     assert.equal(a.query, null);
     assert.deepEqual(a.entries.map((e) => JSON.parse(e.data).eventType), ['Text', 'Completed']);
     assert.equal(JSON.parse(a.entries[0].data).text, 'Once upon a time.');
-    for (const e of a.entries) assert.equal(e.agentTaskId, t.id);
+    // Every field the SDK's archive parser wants, streamId included.
+    for (const e of a.entries) {
+        assert.equal(e.agentTaskId, t.id);
+        assert.equal(e.streamId, t.stream.id);
+        for (const k of ['progressItemId', 'timestamp', 'createdAt', 'data']) assert.equal(typeof e[k], 'string', k);
+    }
 });
 
 test('STREAMING_CHAT_COMPLETION: a model error → Error event, FAILED with failureResponse', async () => {
