@@ -148,9 +148,6 @@ void eg__lib_purge_push(const char *ws, const char *doc);
 typedef struct eg_job_s eg_job_t;
 void eg__lib_sync_run(eg_job_t *job, const cJSON *payload);
 
-/* Forget which workspaces' banks this process has set up (the worker stops). */
-void eg__lib_sync_forget(void);
-
 /* Run a bulk job (library_jobs.c): payload {"k":"bulk","ws","job","type","memories","t","w"?}. */
 void eg__lib_bulk_run(eg_job_t *job, const cJSON *payload);
 

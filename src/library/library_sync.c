@@ -36,11 +36,6 @@
             chunk stays one unit */
 #define URL_TIMEOUT_MS 60000
 
-static struct {
-    char **banks; /* workspaces whose bank this process has set up */
-    size_t nbanks;
-} s_lib;
-
 /* ---- sync jobs: state ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -283,14 +278,6 @@ static void do_index(sjob_t *s)
         on_retained(s, rc, NULL);
 }
 
-static bool bank_ready(const char *ws)
-{
-    for (size_t i = 0; i < s_lib.nbanks; i++)
-        if (strcmp(s_lib.banks[i], ws) == 0)
-            return true;
-    return false;
-}
-
 static void on_bank(void *udata, int err, const eg_bank_t *bank, bool created)
 {
     sjob_t *s = udata;
@@ -301,16 +288,14 @@ static void on_bank(void *udata, int err, const eg_bank_t *bank, bool created)
         retry_or_fail(s, err, eg_arena_printf(&s->a, "indexing failed: %s", eg_strerror(err)));
         return;
     }
-    if (!bank_ready(s->ws)) {
-        s_lib.banks = eg_xrealloc(s_lib.banks, (s_lib.nbanks + 1) * sizeof(*s_lib.banks));
-        s_lib.banks[s_lib.nbanks++] = eg_xstrdup(s->ws);
-    }
     do_index(s);
 }
 
 /* The workspace's bank "fency": chunks are indexed as given (extraction mode "chunks", one unit
- * per chunk), and no observations are consolidated from them. Set once per process and
- * workspace (an eg_bank_put is idempotent, so another process doing it too is harmless). */
+ * per chunk), and no observations are consolidated from them. Put before every sync, not once
+ * per process: the bank is visible to the other faces, and one deleted or reconfigured there
+ * must not be recreated with the defaults (which would extract facts instead of keeping
+ * chunks). eg_bank_put is idempotent; the cost is one script per sync. */
 static void ensure_bank(sjob_t *s)
 {
     static const char *keys[] = {"retain_extraction_mode", "enable_observations",
@@ -319,10 +304,6 @@ static void ensure_bank(sjob_t *s)
     eg_bank_update_t u = {0};
     int rc;
 
-    if (bank_ready(s->ws)) {
-        do_index(s);
-        return;
-    }
     cJSON *mode = cJSON_CreateString("chunks"), *obs = cJSON_CreateFalse(),
           *size = cJSON_CreateNumber(BANK_CHUNK_SIZE);
     eg_arena_defer(&s->a, (void (*)(void *))cJSON_Delete, mode);
@@ -624,13 +605,4 @@ void eg__lib_sync_run(eg_job_t *job, const cJSON *p)
         eg_job_retry(job, 0, eg_strerror(rc));
         sjob_free(s);
     }
-}
-
-void eg__lib_sync_forget(void)
-{
-    for (size_t i = 0; i < s_lib.nbanks; i++)
-        free(s_lib.banks[i]);
-    free(s_lib.banks);
-    s_lib.banks = NULL;
-    s_lib.nbanks = 0;
 }

@@ -187,7 +187,6 @@ static void on_closed(void *udata)
     if (eg__lib_w.http)
         eg_httpc_free(eg__lib_w.http);
     eg__lib_w.http = NULL;
-    eg__lib_sync_forget();
     if (st->done)
         st->done(st->udata);
     free(st);
