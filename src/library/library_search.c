@@ -580,7 +580,8 @@ static void on_scan(void *udata, int err, loaded_t *l)
         return;
     }
     const char **tags = eg_arena_calloc(&s->a, (s->ntags + cap + 1) * sizeof(*tags));
-    memcpy(tags, s->tags, s->ntags * sizeof(*tags));
+    if (s->ntags > 0)
+        memcpy(tags, s->tags, s->ntags * sizeof(*tags));
     for (size_t i = 0; i < l->n; i++) {
         const cJSON *r = l->recs[i];
         const char *id = r ? eg__lib_jstr(r, "id") : NULL,

@@ -305,7 +305,8 @@ static void search_next(eg__trun_t *r)
             on_hits(r, rc, NULL, 0);
         return;
     }
-    qsort(s->hits, s->nhits, sizeof(*s->hits), by_score);
+    if (s->nhits > 1)
+        qsort(s->hits, s->nhits, sizeof(*s->hits), by_score);
     if (s->nhits > (size_t)s->limit)
         s->nhits = (size_t)s->limit;
     s->types_item = eg__trun_item(r);

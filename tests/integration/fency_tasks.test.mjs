@@ -354,6 +354,18 @@ test('MEMORY_SEARCH: expanded queries, hits with scores and context, successResp
     assert.equal(JSON.parse(a.entries.at(-1).data).eventType, 'Completed');
 });
 
+test('MEMORY_SEARCH in a workspace without memories: Completed with no items, SUCCEEDED', async () => {
+    const empty = await workspace(redis, 'fy-empty');
+    const t = await runTask(A, empty, 'MEMORY_SEARCH', {
+        memorySearchTask: { query: 'anything at all', model: 'openai/gpt-4.1-mini', language: 'en', chunkLimit: 5 },
+    });
+    assert.equal(t.terminal.eventType, 'Completed');
+    assert.deepEqual(t.terminal.response.items, []);
+    const task = await settled(A, empty, t.id);
+    assert.equal(task.status, 'SUCCEEDED');
+    assert.deepEqual(task.successResponse.items, []);
+});
+
 test('MEMORY_SEARCH: context chunks before and after the match, in order', async () => {
     const para = (topic, n) => Array.from({ length: n }, (_, i) => `${topic} sentence number ${i} keeps this paragraph going.`).join(' ');
     const text = [para('Flights are booked through the travel desk', 28), para('The daily per diem allowance for meals abroad is 60 euros', 28),

@@ -94,7 +94,9 @@ static void setup(void)
     char hex[17];
 
     t_redis_setup(); /* first: it resets what t_url() answers */
-    opts.url = t_url();
+    /* Its own server: the tasks created here push jobs onto the "agent_tasks" queue, which every
+     * engramd on a shared server would take and run. */
+    opts.url = t_private_url();
     memset(&T, 0, sizeof(T));
     eg_random_init();
     eg_random_bytes(rnd, sizeof(rnd));
