@@ -175,10 +175,10 @@ eg_http_status() {
 }
 
 # Create an API key with `engramd keys create`; prints the key (the last stdout line).
-#   eg_create_key ENGRAMD REDIS_URL NAME
+#   eg_create_key ENGRAMD REDIS_URL NAME [--publishable]
 eg_create_key() {
     local out key
-    out="$("$1" keys create --redis-url "$2" --name "$3")" || return 1
+    out="$("$1" keys create --redis-url "$2" --name "$3" ${4:+"$4"})" || return 1
     key="$(printf '%s\n' "$out" | awk 'NF { last = $0 } END { print last }')"
     key="${key//[[:space:]]/}"
     [[ -n "$key" ]] || return 1
