@@ -53,11 +53,25 @@ bool eg_consttime_eq(const void *a, const void *b, size_t n);
 /* Wall-clock time in milliseconds since the Unix epoch. */
 int64_t eg_now_ms(void);
 
+/* Wall-clock time in microseconds since the Unix epoch. */
+int64_t eg_now_us(void);
+
 /* Monotonic time in nanoseconds. */
 uint64_t eg_mono_ns(void);
 
 /* RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-23T08:56:39.123Z (25 bytes incl. NUL). */
 void eg_time_iso8601(int64_t ms, char out[32]);
+
+/* ISO 8601 UTC with microseconds and 'Z', e.g. 2024-04-08T17:02:27.887295Z (28 bytes incl. NUL),
+ * from microseconds since the epoch (Fency's timestamps). */
+void eg_time_iso_us(int64_t us, char out[32]);
+
+/* A random id: prefix + '_' + 32 lowercase hex characters (128 bits); out has cap bytes, at least
+ * strlen(prefix) + 34. */
+void eg_hexid_new(const char *prefix, char *out, size_t cap);
+
+/* Is id prefix + '_' + exactly 32 lowercase hex characters? */
+bool eg_hexid_valid(const char *id, const char *prefix);
 
 /* Case-insensitive ASCII equality. */
 bool eg_strcaseeq(const char *a, const char *b);

@@ -309,6 +309,14 @@ int64_t eg_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t eg_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 uint64_t eg_mono_ns(void)
 {
     struct timespec ts;
@@ -337,6 +345,52 @@ void eg_time_iso8601(int64_t ms, char out[32])
     }
     n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%03dZ", (int)frac);
+}
+
+void eg_time_iso_us(int64_t us, char out[32])
+{
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    time_t t;
+    struct tm tm;
+    size_t n;
+
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    t = (time_t)secs;
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
+        snprintf(out, 32, "1970-01-01T00:00:00.000000Z");
+        return;
+    }
+    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%06dZ", (int)frac);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Ids
+ */
+
+void eg_hexid_new(const char *prefix, char *out, size_t cap)
+{
+    unsigned char raw[16];
+    char hex[33];
+
+    eg_random_bytes(raw, sizeof(raw));
+    eg_hex_encode(raw, sizeof(raw), hex);
+    snprintf(out, cap, "%s_%s", prefix, hex);
+}
+
+bool eg_hexid_valid(const char *id, const char *prefix)
+{
+    size_t p = strlen(prefix), n = 0;
+
+    if (id == NULL || strncmp(id, prefix, p) != 0 || id[p] != '_')
+        return false;
+    for (const char *s = id + p + 1; *s; s++, n++)
+        if (n == 32 || !((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return n == 32;
 }
 
 /* ------------------------------------------------------------------------------------------------

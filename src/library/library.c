@@ -34,53 +34,6 @@ char *eg__lib_key(eg_arena_t *a, const char *ws, const char *fmt, ...)
     return eg_key(a, "w", ws, "fy:%s", suffix);
 }
 
-int64_t eg__lib_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void eg__lib_time(int64_t us, char out[EG__LIB_TIME_MAX])
-{
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-
-    if (us < 0)
-        us = 0, s = 0;
-    char buf[96];
-
-    gmtime_r(&s, &tm);
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
-    size_t n = strnlen(buf, EG__LIB_TIME_MAX - 1);
-    memcpy(out, buf, n);
-    out[n] = '\0';
-}
-
-void eg__lib_id_new(const char *prefix, char out[EG__LIB_ID_MAX])
-{
-    unsigned char raw[16];
-    char hex[33];
-
-    eg_random_bytes(raw, sizeof(raw));
-    eg_hex_encode(raw, sizeof(raw), hex);
-    snprintf(out, EG__LIB_ID_MAX, "%s_%s", prefix, hex);
-}
-
-bool eg__lib_id_valid(const char *id, const char *prefix)
-{
-    size_t plen = strlen(prefix), n = 0;
-
-    if (id == NULL || strncmp(id, prefix, plen) != 0 || id[plen] != '_')
-        return false;
-    for (const char *s = id + plen + 1; *s; s++, n++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return n == 32;
-}
-
 void eg__lib_sync_new(char out[EG__LIB_SYNC_MAX])
 {
     unsigned char raw[4];
@@ -88,7 +41,7 @@ void eg__lib_sync_new(char out[EG__LIB_SYNC_MAX])
 
     eg_random_bytes(raw, sizeof(raw));
     eg_hex_encode(raw, sizeof(raw), hex);
-    snprintf(out, EG__LIB_SYNC_MAX, "%016" PRId64 "-%s", eg__lib_now_us(), hex);
+    snprintf(out, EG__LIB_SYNC_MAX, "%016" PRId64 "-%s", eg_now_us(), hex);
 }
 
 bool eg__lib_ws_valid(const char *ws)

@@ -47,17 +47,6 @@
 char *eg__lib_key(eg_arena_t *a, const char *ws, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-int64_t eg__lib_now_us(void);
-
-/* ISO 8601 UTC with microseconds and 'Z'. */
-void eg__lib_time(int64_t us, char out[EG__LIB_TIME_MAX]);
-
-/* prefix + '_' + 32 random lowercase hex. */
-void eg__lib_id_new(const char *prefix, char out[EG__LIB_ID_MAX]);
-
-/* Is id prefix + '_' + 32 lowercase hex characters? */
-bool eg__lib_id_valid(const char *id, const char *prefix);
-
 /* A fresh content version: "<16-digit µs>-<8 random hex>" (versions sort by creation time). */
 void eg__lib_sync_new(char out[EG__LIB_SYNC_MAX]);
 

@@ -193,14 +193,14 @@ int eg_lib_job_create(const char *ws, const cJSON *body, const char **why, eg_li
     if (rc != 0)
         return rc;
     type_id = eg__lib_jstr(body, "memoryTypeId");
-    if (!eg__lib_id_valid(type_id, "mty")) {
+    if (!eg_hexid_valid(type_id, "mty")) {
         *why = "memory type not found";
         return EG_ENOTFOUND;
     }
     jnew_t *j = eg_xcalloc(1, sizeof(*j));
     eg_arena_init(&j->a);
     snprintf(j->ws, sizeof(j->ws), "%s", ws);
-    eg__lib_id_new("mjb", j->id);
+    eg_hexid_new("mjb", j->id, EG__LIB_ID_MAX);
     j->cb = cb;
     j->udata = udata;
     j->payload = cJSON_CreateObject();
@@ -208,7 +208,7 @@ int eg_lib_job_create(const char *ws, const cJSON *body, const char **why, eg_li
     cJSON_AddStringToObject(j->payload, "ws", ws);
     cJSON_AddStringToObject(j->payload, "job", j->id);
     cJSON_AddStringToObject(j->payload, "type", type_id);
-    cJSON_AddNumberToObject(j->payload, "t", (double)eg__lib_now_us());
+    cJSON_AddNumberToObject(j->payload, "t", (double)eg_now_us());
     cJSON_AddItemToObject(
         j->payload, "memories",
         cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(body, "memories"), true));
@@ -255,7 +255,7 @@ int eg_lib_job_get(const char *ws, const char *id, eg_lib_json_fn cb, void *udat
 
     if (!eg__lib_ws_valid(ws) || !cb || !id)
         return EG_EINVAL;
-    if (!eg__lib_id_valid(id, "mjb"))
+    if (!eg_hexid_valid(id, "mjb"))
         return EG_ENOTFOUND;
     eg_arena_init(&a);
     jget_t *g = eg_xmalloc(sizeof(*g));
@@ -456,7 +456,7 @@ static void item_write(bjob_t *b, const cJSON *item, cJSON *rec, const char *raw
     const char *title = eg__lib_jstr(item, "title");
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(item, "metadata");
     char t[EG__LIB_TIME_MAX], member[EG_ZPAGE_MEMBER_MAX];
-    int64_t now = eg__lib_now_us();
+    int64_t now = eg_now_us();
     cJSON *n, *p;
 
     bool pushed;
@@ -464,12 +464,12 @@ static void item_write(bjob_t *b, const cJSON *item, cJSON *rec, const char *raw
     if (rec)
         snprintf(b->mem_id, sizeof(b->mem_id), "%s", eg__lib_jstr(rec, "id"));
     else if (!b->mem_id[0])
-        eg__lib_id_new("mem", b->mem_id);
+        eg_hexid_new("mem", b->mem_id, EG__LIB_ID_MAX);
     /* A lost race may switch the item to another memory: its job must name that one. */
     pushed = b->pushed_for[0] && strcmp(b->pushed_for, b->mem_id) == 0;
     if (!pushed)
         eg__lib_sync_new(b->sync);
-    eg__lib_time(now, t);
+    eg_time_iso_us(now, t);
     b->purge = NULL;
     if (rec) {
         n = cJSON_Duplicate(rec, true);
@@ -712,7 +712,7 @@ static void on_brec(void *udata, int err, redisReply *r)
     if (r->type == REDIS_REPLY_NIL) {
         /* Pushed before its record: wait for it while the job is young (a fresh job each
          * round, so waiting spends no attempts), then give up. */
-        if ((double)eg__lib_now_us() - b->t < (double)WAIT_FOR_US)
+        if ((double)eg_now_us() - b->t < (double)WAIT_FOR_US)
             wait_again(b);
         else {
             eg_job_done(b->job, 0);

@@ -39,7 +39,7 @@ static cJSON *new_record(const char *id, int64_t now, const char *source, const 
     char t[EG__LIB_TIME_MAX];
     cJSON *rec = cJSON_CreateObject(), *priv;
 
-    eg__lib_time(now, t);
+    eg_time_iso_us(now, t);
     cJSON_AddStringToObject(rec, "id", id);
     cJSON_AddStringToObject(rec, "createdAt", t);
     cJSON_AddStringToObject(rec, "updatedAt", t);
@@ -88,7 +88,7 @@ static void touch(cJSON *rec)
 {
     char t[EG__LIB_TIME_MAX];
 
-    eg__lib_time(eg__lib_now_us(), t);
+    eg_time_iso_us(eg_now_us(), t);
     eg__lib_jset(rec, "updatedAt", cJSON_CreateString(t));
 }
 
@@ -273,7 +273,7 @@ static int build_create(mop_t *m, cJSON *rec, const char *raw, const char *conte
     const char *type_id = eg__lib_jstr(b, "memoryTypeId");
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(b, "metadata");
     char member[EG_ZPAGE_MEMBER_MAX];
-    int64_t now = eg__lib_now_us();
+    int64_t now = eg_now_us();
 
     (void)raw;
     (void)content;
@@ -369,12 +369,12 @@ int eg_lib_memory_create(const char *ws, const cJSON *body, const char **why, eg
         *why = "metadata must be an object";
         return EG_EINVAL;
     }
-    if (!eg__lib_id_valid(type_id, "mty")) {
+    if (!eg_hexid_valid(type_id, "mty")) {
         *why = "memory type not found";
         return EG_ENOTFOUND;
     }
 
-    eg__lib_id_new("mem", id);
+    eg_hexid_new("mem", id, EG__LIB_ID_MAX);
     mop_t *m = mop_new(ws, id, build_create);
     m->body = body;
     m->cb = cb;
@@ -421,7 +421,7 @@ int eg_lib_memory_get(const char *ws, const char *id, void (*cb)(void *, int, co
 
     if (!eg__lib_ws_valid(ws) || !cb || !id)
         return EG_EINVAL;
-    if (!eg__lib_id_valid(id, "mem"))
+    if (!eg_hexid_valid(id, "mem"))
         return EG_ENOTFOUND;
     get_t *g = eg_xcalloc(1, sizeof(*g));
     g->cb = cb;
@@ -651,7 +651,7 @@ int eg_lib_memory_patch(const char *ws, const char *id, const cJSON *body, const
         *why = "sourceType and memoryTypeId cannot be changed";
         return EG_EINVAL;
     }
-    if (!eg__lib_id_valid(id, "mem")) {
+    if (!eg_hexid_valid(id, "mem")) {
         *why = "memory not found";
         return EG_ENOTFOUND;
     }
@@ -692,7 +692,7 @@ int eg_lib_memory_delete(const char *ws, const char *id, eg_lib_json_fn cb, void
 {
     if (!eg__lib_ws_valid(ws) || !cb || !id)
         return EG_EINVAL;
-    if (!eg__lib_id_valid(id, "mem"))
+    if (!eg_hexid_valid(id, "mem"))
         return EG_ENOTFOUND;
     mop_t *m = mop_new(ws, id, build_delete);
     m->cb = cb;
@@ -745,7 +745,7 @@ int eg_lib_memory_set_file(const char *ws, const char *id, const char *file_name
 {
     if (!eg__lib_ws_valid(ws) || !cb || !id || (!data && len > 0))
         return EG_EINVAL;
-    if (!eg__lib_id_valid(id, "mem"))
+    if (!eg_hexid_valid(id, "mem"))
         return EG_ENOTFOUND;
     mop_t *m = mop_new(ws, id, build_file);
     m->file_cb = cb;

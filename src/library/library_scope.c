@@ -2,6 +2,7 @@
  * Pure (unit tested); the readers in library_search.c apply these to every record they return. */
 #include <string.h>
 
+#include "engram/util.h"
 #include "engram/error.h"
 #include "library_int.h"
 
@@ -27,7 +28,7 @@ static int parse_type(eg_arena_t *a, const cJSON *j, size_t idx, eg_lib_scope_ty
         *why = "guardRails.memoryTypes entries must be objects";
         return EG_EINVAL;
     }
-    if (!tid || !eg__lib_id_valid(tid, "mty")) {
+    if (!tid || !eg_hexid_valid(tid, "mty")) {
         *why = "guardRails.memoryTypes[].memoryTypeId must be a memory type id (mty_...)";
         return EG_EINVAL;
     }
@@ -44,7 +45,7 @@ static int parse_type(eg_arena_t *a, const cJSON *j, size_t idx, eg_lib_scope_ty
         const char **out = eg_arena_calloc(a, (n + 1) * sizeof(*out));
         cJSON_ArrayForEach(v, ids)
         {
-            if (!cJSON_IsString(v) || !eg__lib_id_valid(v->valuestring, "mem")) {
+            if (!cJSON_IsString(v) || !eg_hexid_valid(v->valuestring, "mem")) {
                 *why = "guardRails.memoryTypes[].memoryIds must hold memory ids (mem_...)";
                 return EG_EINVAL;
             }

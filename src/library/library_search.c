@@ -386,7 +386,7 @@ int eg_lib_chunks(const char *ws, const eg_lib_scope_t *scope, const char *memor
 
     if (!eg__lib_ws_valid(ws) || !cb || !memory_id)
         return EG_EINVAL;
-    if (!eg__lib_id_valid(memory_id, "mem"))
+    if (!eg_hexid_valid(memory_id, "mem"))
         return EG_ENOTFOUND;
     if (first < 1)
         first = 1;

@@ -160,7 +160,7 @@ static void on_fin_read(void *udata, int err, cJSON *rec, const char *raw, const
     cJSON *p = cJSON_GetObjectItemCaseSensitive(n, "_");
     const char *old_doc = eg__lib_pstr(rec, "doc");
     f->old_doc = old_doc ? eg_arena_strdup(&s->a, old_doc) : NULL;
-    eg__lib_time(eg__lib_now_us(), t);
+    eg_time_iso_us(eg_now_us(), t);
     eg__lib_jset(n, "updatedAt", cJSON_CreateString(t));
     f->put.ws = s->ws;
     f->put.id = s->id;
@@ -540,7 +540,7 @@ static void on_rec(void *udata, int err, cJSON *rec, const char *raw, const char
          * will (the request failed; the memory was deleted): look again while the version is
          * young. Waiting is a fresh job each round, so it spends none of the attempts a real
          * failure is retried with. */
-        if (eg__lib_now_us() - version_us(s->sync) < WAIT_FOR_US)
+        if (eg_now_us() - version_us(s->sync) < WAIT_FOR_US)
             wait_again(s);
         else
             drop_stale(s);

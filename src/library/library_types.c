@@ -117,7 +117,7 @@ static cJSON *type_record(const cJSON *body, const char *id, int64_t now, const 
         *why = "type must be SEMANTIC or METADATA";
         return NULL;
     }
-    eg__lib_time(now, t);
+    eg_time_iso_us(now, t);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "id", id);
     cJSON_AddStringToObject(rec, "createdAt", t);
@@ -178,7 +178,7 @@ int eg_lib_type_create(const char *ws, const cJSON *body, const char **why, eg_l
                        void *udata)
 {
     char id[EG__LIB_ID_MAX], member[EG_ZPAGE_MEMBER_MAX];
-    int64_t now = eg__lib_now_us();
+    int64_t now = eg_now_us();
     eg_arena_t a;
     int rc;
 
@@ -189,7 +189,7 @@ int eg_lib_type_create(const char *ws, const cJSON *body, const char **why, eg_l
         *why = "the body must be a JSON object";
         return EG_EINVAL;
     }
-    eg__lib_id_new("mty", id);
+    eg_hexid_new("mty", id, EG__LIB_ID_MAX);
     cJSON *rec = type_record(body, id, now, why);
     if (!rec)
         return EG_EINVAL;
@@ -245,7 +245,7 @@ int eg_lib_type_get(const char *ws, const char *id, eg_lib_json_fn cb, void *uda
 
     if (!eg__lib_ws_valid(ws) || !cb || !id)
         return EG_EINVAL;
-    if (!eg__lib_id_valid(id, "mty"))
+    if (!eg_hexid_valid(id, "mty"))
         return EG_ENOTFOUND;
     eg_arena_init(&a);
     call_t *c = call_new(cb, udata);
@@ -310,7 +310,7 @@ int eg_lib_type_delete(const char *ws, const char *id, eg_lib_json_fn cb, void *
 
     if (!eg__lib_ws_valid(ws) || !cb || !id)
         return EG_EINVAL;
-    if (!eg__lib_id_valid(id, "mty"))
+    if (!eg_hexid_valid(id, "mty"))
         return EG_ENOTFOUND;
     eg_arena_init(&a);
     const char *argv[6] = {

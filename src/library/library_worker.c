@@ -76,7 +76,7 @@ void eg__lib_purge_push(const char *ws, const char *doc)
 
     /* A fresh job id each time: a document may be written again after an earlier purge (a sync
      * finishing late), and the queue drops a job id it saw within a day. */
-    snprintf(job_id, sizeof(job_id), "%s:purge:%s:%lld", ws, doc, (long long)eg__lib_now_us());
+    snprintf(job_id, sizeof(job_id), "%s:purge:%s:%lld", ws, doc, (long long)eg_now_us());
     cJSON_AddStringToObject(p, "k", "purge");
     cJSON_AddStringToObject(p, "ws", ws);
     cJSON_AddStringToObject(p, "doc", doc);

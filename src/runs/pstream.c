@@ -67,12 +67,7 @@ uint64_t eg_pstream_ttl_ms(void)
 
 bool eg_pstream_id_valid(const char *id)
 {
-    if (id == NULL || strncmp(id, "str_", 4) != 0)
-        return false;
-    for (size_t i = 0; i < 32; i++)
-        if (!((id[4 + i] >= '0' && id[4 + i] <= '9') || (id[4 + i] >= 'a' && id[4 + i] <= 'f')))
-            return false;
-    return id[36] == '\0';
+    return eg_hexid_valid(id, "str");
 }
 
 void eg__ps_key(const char *id, char kind, char out[EG__PS_KEY_MAX])
@@ -87,17 +82,6 @@ void eg__ps_key(const char *id, char kind, char out[EG__PS_KEY_MAX])
 void eg__ps_channel(const char *id, char out[EG__PS_KEY_MAX])
 {
     snprintf(out, EG__PS_KEY_MAX, "eg:fs:%.40s", id);
-}
-
-void eg__ps_time(int64_t us, char out[32])
-{
-    time_t secs = (time_t)(us / 1000000);
-    struct tm tm;
-    size_t n;
-
-    gmtime_r(&secs, &tm);
-    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%06uZ", (unsigned)(us % 1000000));
 }
 
 /* ---- create and check ------------------------------------------------------------------------ */
@@ -280,7 +264,7 @@ int eg_pstream_append(const char *id, const cJSON *msg, void (*cb)(void *, int),
     cJSON_AddStringToObject(m, "streamId", id);
     if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "timestamp"))) {
         cJSON_DeleteItemFromObjectCaseSensitive(m, "timestamp");
-        eg__ps_time(eg_now_ms() * 1000, now);
+        eg_time_iso_us(eg_now_ms() * 1000, now);
         cJSON_AddStringToObject(m, "timestamp", now);
     }
     json = cJSON_PrintUnformatted(m);

@@ -13,7 +13,4 @@ void eg__ps_key(const char *id, char kind, char out[EG__PS_KEY_MAX]);
 /* Pub/sub channel of stream id. */
 void eg__ps_channel(const char *id, char out[EG__PS_KEY_MAX]);
 
-/* ISO 8601 UTC with microseconds and 'Z' (Fency's timestamps). */
-void eg__ps_time(int64_t us, char out[32]);
-
 #endif

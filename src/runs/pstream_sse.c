@@ -92,7 +92,7 @@ static void encode_notice(eg_buf_t *out, const char *type, const char *stream_id
     cJSON *j = cJSON_CreateObject();
     char *json;
 
-    eg__ps_time(eg_now_ms() * 1000, now);
+    eg_time_iso_us(eg_now_ms() * 1000, now);
     cJSON_AddStringToObject(j, "type", type);
     cJSON_AddStringToObject(j, "streamId", stream_id);
     cJSON_AddStringToObject(j, "timestamp", now);

@@ -25,26 +25,6 @@
 #include "engram/util.h"
 #include "runs/tasks_int.h"
 
-int64_t eg__task_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void eg__task_time(int64_t us, char out[EG_TASK_TIME_MAX])
-{
-    time_t s = (time_t)(us / 1000000);
-    char buf[96];
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000));
-    snprintf(out, EG_TASK_TIME_MAX, "%.31s", buf);
-}
-
 char *eg__task_key(eg_arena_t *a, const char *ws, const char *suffix_fmt, ...)
 {
     char suffix[256];
@@ -61,28 +41,6 @@ static bool ws_valid(const char *ws)
     size_t n = ws != NULL ? strlen(ws) : 0;
 
     return n > 0 && n < 64;
-}
-
-static bool id_valid(const char *id, const char *prefix)
-{
-    size_t p = strlen(prefix);
-
-    if (id == NULL || strncmp(id, prefix, p) != 0 || id[p] != '_' || strlen(id) != p + 33)
-        return false;
-    for (const char *c = id + p + 1; *c; c++)
-        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
-            return false;
-    return true;
-}
-
-static void new_id(const char *prefix, char out[EG_TASK_ID_MAX])
-{
-    unsigned char raw[16];
-    char hex[33];
-
-    eg_random_bytes(raw, sizeof(raw));
-    eg_hex_encode(raw, sizeof(raw), hex);
-    snprintf(out, EG_TASK_ID_MAX, "%s_%s", prefix, hex);
 }
 
 /* ---- create ------------------------------------------------------------------------------ */
@@ -174,7 +132,7 @@ cJSON *eg__task_json_new(const char *id, int64_t created_us, eg_task_type_t type
     char t[EG_TASK_TIME_MAX];
     cJSON *o = cJSON_CreateObject();
 
-    eg__task_time(created_us, t);
+    eg_time_iso_us(created_us, t);
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "createdAt", t);
     cJSON_AddStringToObject(o, "updatedAt", t);
@@ -211,7 +169,7 @@ int eg_task_create(const eg_task_spec_t *spec, void (*cb)(void *, int, const cJS
         cnv = cJSON_GetObjectItemCaseSensitive(spec->session, "conversationId");
         if (cJSON_IsNull(cnv))
             cnv = NULL;
-        if (cnv != NULL && !(cJSON_IsString(cnv) && id_valid(cnv->valuestring, "cnv")))
+        if (cnv != NULL && !(cJSON_IsString(cnv) && eg_hexid_valid(cnv->valuestring, "cnv")))
             return EG_EINVAL;
     }
     op = eg_xcalloc(1, sizeof(*op));
@@ -227,8 +185,8 @@ int eg_task_create(const eg_task_spec_t *spec, void (*cb)(void *, int, const cJS
     op->cb = cb;
     op->udata = udata;
     snprintf(op->ws, sizeof(op->ws), "%s", spec->ws_id);
-    new_id("ata", op->id);
-    now = eg__task_now_us();
+    eg_hexid_new("ata", op->id, EG_TASK_ID_MAX);
+    now = eg_now_us();
     op->task = eg__task_json_new(
         op->id, now, spec->type,
         spec->session ? cJSON_GetObjectItemCaseSensitive(spec->session, "metadata") : NULL);
@@ -308,7 +266,7 @@ int eg_task_get(const char *ws, const char *id, void (*cb)(void *, int, const cJ
 
     if (!ws_valid(ws) || cb == NULL)
         return EG_EINVAL;
-    if (!id_valid(id, "ata"))
+    if (!eg_hexid_valid(id, "ata"))
         return EG_ENOTFOUND;
     eg_arena_init(&a);
     op = eg_xcalloc(1, sizeof(*op));
@@ -329,7 +287,7 @@ int eg_task_list(const char *ws, const char *conversation_id, eg_zpage_req_t *q,
 
     if (!ws_valid(ws) || q == NULL)
         return EG_EINVAL;
-    if (conversation_id != NULL && !id_valid(conversation_id, "cnv"))
+    if (conversation_id != NULL && !eg_hexid_valid(conversation_id, "cnv"))
         return EG_EINVAL;
     eg_arena_init(&a);
     q->hkey = eg__task_key(&a, ws, "ata");
@@ -406,7 +364,7 @@ int eg_task_archive(const char *ws, const char *id,
 
     if (!ws_valid(ws) || cb == NULL)
         return EG_EINVAL;
-    if (!id_valid(id, "ata"))
+    if (!eg_hexid_valid(id, "ata"))
         return EG_ENOTFOUND;
     eg_arena_init(&a);
     op = eg_xcalloc(1, sizeof(*op));
@@ -419,14 +377,4 @@ int eg_task_archive(const char *ws, const char *id,
     if (rc != 0)
         free(op);
     return rc;
-}
-
-bool eg__task_id_valid(const char *id, const char *prefix)
-{
-    return id_valid(id, prefix);
-}
-
-void eg__task_id_new(const char *prefix, char out[EG_TASK_ID_MAX])
-{
-    new_id(prefix, out);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/util.h"
 #include "engram/buf.h"
 #include "engram/error.h"
 #include "engram/log.h"
@@ -57,7 +58,7 @@ static chat_t *chat_of(eg__trun_t *r)
 
 static char *now_time(char out[EG_TASK_TIME_MAX])
 {
-    eg__task_time(eg__task_now_us(), out);
+    eg_time_iso_us(eg_now_us(), out);
     return out;
 }
 

@@ -96,7 +96,7 @@ int eg_conversation_create(const char *ws, const char *title, const cJSON *metad
                            void (*cb)(void *, int, const cJSON *cnv), void *udata)
 {
     char id[EG_TASK_ID_MAX], t[EG_TASK_TIME_MAX], member[EG_ZPAGE_MEMBER_MAX];
-    int64_t now = eg__task_now_us();
+    int64_t now = eg_now_us();
     cnv_op_t *op;
     char *json;
     int rc;
@@ -108,8 +108,8 @@ int eg_conversation_create(const char *ws, const char *title, const cJSON *metad
     eg_arena_init(&op->arena);
     op->cb = cb;
     op->udata = udata;
-    eg__task_id_new("cnv", id);
-    eg__task_time(now, t);
+    eg_hexid_new("cnv", id, EG_TASK_ID_MAX);
+    eg_time_iso_us(now, t);
     op->cnv = cJSON_CreateObject();
     cJSON_AddStringToObject(op->cnv, "id", id);
     if (title != NULL)
@@ -154,7 +154,7 @@ int eg_conversation_get(const char *ws, const char *id, void (*cb)(void *, int, 
 
     if (ws == NULL || ws[0] == '\0' || cb == NULL)
         return EG_EINVAL;
-    if (!eg__task_id_valid(id, "cnv"))
+    if (!eg_hexid_valid(id, "cnv"))
         return EG_ENOTFOUND;
     op = eg_xcalloc(1, sizeof(*op));
     eg_arena_init(&op->arena);

@@ -39,10 +39,6 @@ int eg__task_role_parse(const char *role);
 
 /* ---- records (tasks.c) ------------------------------------------------------------------- */
 
-/* Wall-clock time in µs, and its ISO 8601 form with microseconds and 'Z'. */
-int64_t eg__task_now_us(void);
-void eg__task_time(int64_t us, char out[EG_TASK_TIME_MAX]);
-
 /* Keys of ws in a: the task hash, its zset, a task's run hash and progress archive. */
 char *eg__task_key(eg_arena_t *a, const char *ws, const char *suffix_fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -50,10 +46,6 @@ char *eg__task_key(eg_arena_t *a, const char *ws, const char *suffix_fmt, ...)
 /* A fresh AgentTask IN_PROGRESS (metadata copied, {} when not an object). */
 cJSON *eg__task_json_new(const char *id, int64_t created_us, eg_task_type_t type,
                          const cJSON *metadata);
-
-/* Is id prefix + '_' + 32 lowercase hex? And a fresh one. */
-bool eg__task_id_valid(const char *id, const char *prefix);
-void eg__task_id_new(const char *prefix, char out[EG_TASK_ID_MAX]);
 
 /* Finish a task FAILED with message without a run (its run could not be queued). */
 void eg__task_abandon(const char *ws, const char *id, const char *message);

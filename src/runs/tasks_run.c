@@ -238,7 +238,7 @@ static cJSON *entry_new(const char *task_id, const char *stream_id, const char *
     cJSON *e = cJSON_CreateObject();
     char *s = cJSON_PrintUnformatted(data);
 
-    eg__task_time(eg__task_now_us(), now);
+    eg_time_iso_us(eg_now_us(), now);
     cJSON_AddStringToObject(e, "type", "AGENT_TASK_PROGRESS_ITEM_UPDATED");
     cJSON_AddStringToObject(e, "streamId", stream_id);
     cJSON_AddStringToObject(e, "agentTaskId", task_id);
@@ -261,7 +261,7 @@ static void fin_write(fin_t *f, const char *task_json)
         fin_end(f, EG_EINTERNAL);
         return;
     }
-    eg__task_time(eg__task_now_us(), now);
+    eg_time_iso_us(eg_now_us(), now);
     cJSON_ReplaceItemInObjectCaseSensitive(t, "updatedAt", cJSON_CreateString(now));
     cJSON_ReplaceItemInObjectCaseSensitive(
         t, "status", cJSON_CreateString(f->error == NULL ? "SUCCEEDED" : "FAILED"));
@@ -508,7 +508,7 @@ int eg__trun_item(eg__trun_t *r)
 
     if (run->nitems >= EG_TASK_ITEMS_MAX)
         return EG_TASK_ITEMS_MAX - 1; /* later steps update the last item */
-    eg__task_time(eg__task_now_us(), run->created[run->nitems]);
+    eg_time_iso_us(eg_now_us(), run->created[run->nitems]);
     run->pos[run->nitems] = -1;
     return run->nitems++;
 }
@@ -775,7 +775,7 @@ static void on_job(eg_job_t *job, void *udata)
     (void)udata;
     op = eg_xcalloc(1, sizeof(*op));
     op->job = job;
-    if (sscanf(payload, "%63s %39s", op->ws, op->id) != 2 || !eg__task_id_valid(op->id, "ata")) {
+    if (sscanf(payload, "%63s %39s", op->ws, op->id) != 2 || !eg_hexid_valid(op->id, "ata")) {
         eg_job_fail(job, "malformed agent task job");
         job_op_free(op);
         return;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engram/util.h"
 #include "engram/error.h"
 #include "engram/log.h"
 #include "runs/tasks_int.h"
@@ -112,7 +113,7 @@ static void complete(eg__trun_t *r)
 
     cJSON_AddStringToObject(resp, "query", s->query);
     cJSON_AddItemToObject(resp, "items", cJSON_Duplicate(s->items, true));
-    eg__task_time(eg__task_now_us(), t);
+    eg_time_iso_us(eg_now_us(), t);
     cJSON_AddStringToObject(ok, "completedAt", t);
     cJSON_AddStringToObject(ok, "query", s->query);
     cJSON_AddItemToObject(ok, "items", s->items);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "engram/util.h"
 #include "engram/arena.h"
 #include "engram/error.h"
 #include "engram/library.h"
@@ -276,12 +277,12 @@ Test(library_ids, ids_times_versions)
 {
     char id[EG__LIB_ID_MAX], t[EG__LIB_TIME_MAX], v1[EG__LIB_SYNC_MAX], v2[EG__LIB_SYNC_MAX];
 
-    eg__lib_id_new("mem", id);
-    cr_assert(eg__lib_id_valid(id, "mem"));
-    cr_assert_not(eg__lib_id_valid(id, "mty"));
-    cr_assert_not(eg__lib_id_valid("mem_ABC", "mem"));
-    cr_assert_not(eg__lib_id_valid("mem_0000000000000000000000000000000G", "mem"));
-    eg__lib_time(1712595747887295LL, t);
+    eg_hexid_new("mem", id, EG__LIB_ID_MAX);
+    cr_assert(eg_hexid_valid(id, "mem"));
+    cr_assert_not(eg_hexid_valid(id, "mty"));
+    cr_assert_not(eg_hexid_valid("mem_ABC", "mem"));
+    cr_assert_not(eg_hexid_valid("mem_0000000000000000000000000000000G", "mem"));
+    eg_time_iso_us(1712595747887295LL, t);
     cr_assert_str_eq(t, "2024-04-08T17:02:27.887295Z");
     eg__lib_sync_new(v1);
     eg__lib_sync_new(v2);

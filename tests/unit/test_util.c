@@ -386,3 +386,35 @@ Test(util, percent_decode_without_escapes_does_not_write)
     cr_assert_eq(eg_percent_decode((char *)"a+b", false, &len), 0);
     cr_assert_eq(len, 3);
 }
+
+Test(util, time_iso_us)
+{
+    char out[32];
+
+    eg_time_iso_us(INT64_C(1712595747887295), out);
+    cr_assert_str_eq(out, "2024-04-08T17:02:27.887295Z");
+    eg_time_iso_us(0, out);
+    cr_assert_str_eq(out, "1970-01-01T00:00:00.000000Z");
+    eg_time_iso_us(-1, out); /* floor: the microsecond before the epoch */
+    cr_assert_str_eq(out, "1969-12-31T23:59:59.999999Z");
+    cr_assert(eg_now_us() / 1000 - eg_now_ms() <= 1);
+}
+
+Test(util, hexid)
+{
+    char a[40], b[40];
+
+    eg_random_init();
+    eg_hexid_new("mem", a, sizeof(a));
+    eg_hexid_new("mem", b, sizeof(b));
+    cr_assert_eq(strlen(a), 36);
+    cr_assert_str_neq(a, b);
+    cr_assert(eg_hexid_valid(a, "mem"));
+    cr_assert_not(eg_hexid_valid(a, "mty"));
+    cr_assert_not(eg_hexid_valid(a, "me"));
+    cr_assert(eg_hexid_valid("ata_0123456789abcdef0123456789abcdef", "ata"));
+    cr_assert_not(eg_hexid_valid("ata_0123456789abcdef0123456789abcdeF", "ata"));
+    cr_assert_not(eg_hexid_valid("ata_0123456789abcdef0123456789abcde", "ata"));
+    cr_assert_not(eg_hexid_valid("ata_0123456789abcdef0123456789abcdef0", "ata"));
+    cr_assert_not(eg_hexid_valid(NULL, "ata"));
+}

@@ -2,6 +2,7 @@
  * The records and their runs are the core's (engram/tasks.h); this file parses and renders. */
 #include <string.h>
 
+#include "engram/util.h"
 #include "engram/error.h"
 #include "engram/tasks.h"
 #include "fency_int.h"
@@ -80,7 +81,7 @@ static void task_list(eg_req_t *req)
         return;
     if (cnv != NULL && cnv[0] == '\0')
         cnv = NULL;
-    if (cnv != NULL && !eg__fy_id_valid(cnv, "cnv")) {
+    if (cnv != NULL && !eg_hexid_valid(cnv, "cnv")) {
         eg__fy_error(req, 400, "conversationId is not a conversation id");
         return;
     }

@@ -1,5 +1,5 @@
-/* The Fency face: mount, error shape, and the helpers every Fency route uses — ids, timestamps
- * with microseconds, page tokens, JSON bodies and publishable-key authentication. The routes live
+/* The Fency face: mount, error shape, and the helpers every Fency route uses — page tokens, JSON
+ * bodies and publishable-key authentication. The routes live
  * in one file per group (fency_int.h); the wire contract is ../shared/faces/fency.md. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,55 +78,6 @@ int eg__fy_add_routes(eg_router_t *r, const eg__fy_route_t *routes, size_t n, un
 }
 
 /* ---- ids and times ------------------------------------------------------------------------ */
-
-void eg__fy_id_new(const char *prefix, char out[EG_FY_ID_MAX])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[16];
-    size_t p = strlen(prefix);
-
-    if (p > EG_FY_ID_MAX - 34)
-        p = EG_FY_ID_MAX - 34;
-    memcpy(out, prefix, p);
-    out[p++] = '_';
-    eg_random_bytes(raw, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[p++] = hex[raw[i] >> 4];
-        out[p++] = hex[raw[i] & 15];
-    }
-    out[p] = '\0';
-}
-
-bool eg__fy_id_valid(const char *id, const char *prefix)
-{
-    size_t p = strlen(prefix);
-
-    if (id == NULL || strncmp(id, prefix, p) != 0 || id[p] != '_')
-        return false;
-    id += p + 1;
-    for (size_t i = 0; i < 32; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return false;
-    return id[32] == '\0';
-}
-
-void eg__fy_time(int64_t us, char out[EG_FY_TIME_MAX])
-{
-    int64_t days =
-        us >= 0 ? us / EG_TEXT_US_PER_DAY : -((-us + EG_TEXT_US_PER_DAY - 1) / EG_TEXT_US_PER_DAY);
-    int64_t rem = us - days * EG_TEXT_US_PER_DAY, y;
-    unsigned m, d;
-
-    eg_text_civil_from_days(days, &y, &m, &d);
-    if (y < 1 || y > 9999) {
-        snprintf(out, EG_FY_TIME_MAX, "%s",
-                 y < 1 ? "0001-01-01T00:00:00.000000Z" : "9999-12-31T23:59:59.999999Z");
-        return;
-    }
-    snprintf(out, EG_FY_TIME_MAX, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", (int)y, m, d,
-             (int)(rem / 3600000000LL), (int)(rem / 60000000LL % 60), (int)(rem / 1000000LL % 60),
-             (int)(rem % 1000000LL));
-}
 
 /* ---- bodies ------------------------------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
-/* Fency face internals shared by its files: ids, timestamps, the error shape, page tokens,
- * publishable-key authentication and the mount functions of each route group. The wire contract
- * is ../shared/faces/fency.md. */
+/* Fency face internals shared by its files: the error shape, page tokens, publishable-key
+ * authentication and the mount functions of each route group. Ids ("mem_" + 32 hex) and
+ * timestamps with microseconds come from engram/util.h (eg_hexid_new, eg_hexid_valid,
+ * eg_time_iso_us). The wire contract is ../shared/faces/fency.md. */
 #ifndef ENGRAM_FENCY_INT_H
 #define ENGRAM_FENCY_INT_H
 
@@ -29,15 +30,6 @@ typedef struct eg__fy_route_s {
 
 /* Add routes[0..n) under the face's prefix with the router flags (EG_ROUTE_AUTH, ...). */
 int eg__fy_add_routes(eg_router_t *r, const eg__fy_route_t *routes, size_t n, unsigned flags);
-
-/* A fresh id: prefix + '_' + 32 random lowercase hex characters (out has EG_FY_ID_MAX bytes). */
-void eg__fy_id_new(const char *prefix, char out[EG_FY_ID_MAX]);
-
-/* Is id prefix + '_' + 32 lowercase hex characters? */
-bool eg__fy_id_valid(const char *id, const char *prefix);
-
-/* ISO 8601 UTC with microseconds and 'Z', e.g. "2024-04-08T17:02:27.887295Z". */
-void eg__fy_time(int64_t us, char out[EG_FY_TIME_MAX]);
 
 /* Answer {"error":{"message": ...}} at an explicit status. */
 void eg__fy_error(eg_req_t *req, int status, const char *fmt, ...)

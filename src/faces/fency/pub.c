@@ -96,7 +96,7 @@ static void on_stream_created(void *udata, int err, const eg_pstream_t *s)
         eg__fy_fail(p->req, err, "stream");
         return;
     }
-    eg__fy_time(s->created_us, created);
+    eg_time_iso_us(s->created_us, created);
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "id", s->id);
     cJSON_AddStringToObject(j, "createdAt", created);

@@ -171,8 +171,8 @@ static void sessions_post(eg_req_t *req)
     s = eg_arena_calloc(&req->arena, sizeof(*s));
     s->req = req;
     s->purpose = s_kinds[found].purpose;
-    eg__fy_id_new("ses", s->id);
-    eg__fy_time(eg_now_ms() * 1000, s->created);
+    eg_hexid_new("ses", s->id, EG_FY_ID_MAX);
+    eg_time_iso_us(eg_now_ms() * 1000, s->created);
     rc = eg_ctoken_issue(req->auth.workspace_id, s->purpose, payload, s->id, 0, on_issued, s);
     cJSON_Delete(payload);
     if (rc != 0)
