@@ -140,17 +140,23 @@ export class PrivateRedis {
     }
 }
 
-let sharedRedis = null;
+let sharedRedis = null; // the start promise, so that callers racing on first use share one
 // The Redis shared by suites: ENGRAM_TEST_REDIS_URL, or (standalone runs) one private instance
-// per test file started on first use.
+// per test file started on first use. Nobody stops that instance, so it must not keep the test
+// file's process alive: its handles are unref'd and the exit handler kills it.
 export async function sharedRedisUrl() {
     if (process.env.ENGRAM_TEST_REDIS_URL) return process.env.ENGRAM_TEST_REDIS_URL;
     if (!sharedRedis) {
-        sharedRedis = new PrivateRedis();
-        await sharedRedis.start();
-        process.on('exit', () => { try { rmSync(sharedRedis.dir, { recursive: true, force: true }); } catch { /* */ } });
+        const r = new PrivateRedis();
+        sharedRedis = r.start().then(() => {
+            r.proc.unref();
+            r.proc.stdout.unref?.();
+            r.proc.stderr.unref?.();
+            process.on('exit', () => { try { rmSync(r.dir, { recursive: true, force: true }); } catch { /* */ } });
+            return r;
+        });
     }
-    return sharedRedis.url;
+    return (await sharedRedis).url;
 }
 
 /* ------------------------------------------------------------------------------------------ */
