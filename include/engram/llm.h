@@ -124,6 +124,7 @@ typedef struct eg_llm_req_s {
     const char *schema;
     const char *schema_name; /* default "response" */
     double temperature;      /* < 0 = provider default */
+    double top_p;            /* nucleus sampling in (0, 1]; <= 0 = provider default */
     int max_tokens;          /* 0 = unset */
     const char *scope;       /* what the call is for ("retain", "reflect", ...), for logs */
     eg_llm_delta_fn on_delta; /* optional: stream the answer (SSE), deltas to this */

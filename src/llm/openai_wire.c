@@ -256,6 +256,8 @@ char *eg__oai_chat_body(const eg_llm_req_t *req, const eg__oai_body_opts_t *o, c
     }
     if (req->temperature >= 0)
         cJSON_AddNumberToObject(root, "temperature", req->temperature);
+    if (req->top_p > 0)
+        cJSON_AddNumberToObject(root, "top_p", req->top_p);
     if (req->max_tokens > 0)
         cJSON_AddNumberToObject(root, "max_tokens", req->max_tokens);
     if (o->stream) {

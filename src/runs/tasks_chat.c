@@ -69,6 +69,14 @@ static double temperature(const eg__trun_t *r)
     return cJSON_IsNumber(t) ? t->valuedouble : -1;
 }
 
+/* The request's topP; 0 (and absent) leave the provider's default. */
+static double top_p(const eg__trun_t *r)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->request, "topP");
+
+    return cJSON_IsNumber(t) ? t->valuedouble : 0;
+}
+
 static void text_progress(eg__trun_t *r)
 {
     chat_t *c = chat_of(r);
@@ -135,6 +143,7 @@ void eg__task_run_streaming(eg__trun_t *r)
     }
     req.msgs = eg__trun_msgs(r, msgs, NULL, &req.nmsgs);
     req.temperature = temperature(r);
+    req.top_p = top_p(r);
     req.scope = "agent.streaming";
     req.on_delta = on_delta;
     chat_of(r);
@@ -187,6 +196,7 @@ void eg__task_run_structured(eg__trun_t *r)
     }
     req.msgs = eg__trun_msgs(r, msgs, NULL, &req.nmsgs);
     req.temperature = temperature(r);
+    req.top_p = top_p(r);
     req.schema = cJSON_GetStringValue(schema);
     req.scope = "agent.structured";
     rc = eg_llm_chat(r->llm, &req, on_structured, r, NULL);

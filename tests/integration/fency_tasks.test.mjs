@@ -230,7 +230,7 @@ const chat = (text, extra = {}) => ({ messages: [{ role: 'USER', content: text }
 test('STREAMING_CHAT_COMPLETION: one Text item growing, Completed with messages, SUCCEEDED, events', async () => {
     await llm.addRules({ match: { last_user: 'tell me a story' }, reply: { stream_chunks: ['Once ', 'upon ', 'a ', 'time.'] } });
     const t = await runTask(A, w, 'STREAMING_CHAT_COMPLETION', {
-        streamingChatCompletionTask: chat('tell me a story', { temperature: 0.3 }),
+        streamingChatCompletionTask: chat('tell me a story', { temperature: 0.3, topP: 0.9 }),
     }, { metadata: { userId: 'u1' } });
     const texts = t.msgs.filter((m) => JSON.parse(m.data).eventType === 'Text');
     assert.ok(texts.length >= 1);
@@ -257,9 +257,10 @@ test('STREAMING_CHAT_COMPLETION: one Text item growing, Completed with messages,
     assert.equal(task.successResponse.text, 'Once upon a time.');
     assert.match(task.successResponse.completedAt, TIME);
     assert.equal(task.successResponse.messages.length, 2);
-    // The model got the messages and the temperature.
+    // The model got the messages, the temperature and the topP (as top_p).
     const req = (await llm.requests()).find((q) => q.body?.messages?.some((m) => m.content === 'tell me a story'));
     assert.equal(req.body.temperature, 0.3);
+    assert.equal(req.body.top_p, 0.9);
     assert.equal(req.body.stream, true);
     // Events: created (IN_PROGRESS) then updated (SUCCEEDED), once each.
     const evs = await waitFor(async () => { const e = await taskEvents(A, w, t.id); return e.length >= 2 && e; }, { what: 'task events' });
