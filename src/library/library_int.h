@@ -26,6 +26,7 @@
 
 #include "engram/docconv.h"
 #include "engram/library.h"
+#include "engram/queue.h"
 
 #define EG__LIB_ID_MAX    40               /* "mem_" + 32 hex + NUL, with room */
 #define EG__LIB_TIME_MAX  32               /* "2024-04-08T17:02:27.887295Z" + NUL */
@@ -117,6 +118,18 @@ typedef struct eg__lib_worker_s {
     size_t url_max;          /* ENGRAM_LIBRARY_URL_MAX_BYTES */
 } eg__lib_worker_t;
 extern eg__lib_worker_t eg__lib_w;
+
+/* A job that finds its record (or content version) not written yet looks again after
+ * EG__LIB_WAIT_MS, doubling up to EG__LIB_WAIT_MAX_MS, while it is younger than
+ * EG__LIB_WAIT_FOR_US (a slow write cannot strand it; a lost one stops being waited for). */
+#define EG__LIB_WAIT_MS     250
+#define EG__LIB_WAIT_MAX_MS 4000
+#define EG__LIB_WAIT_FOR_US (30LL * 1000000)
+
+/* Hand job over to a delayed copy of itself: payload (a job payload, "w" set here to wait + 1)
+ * pushed as job_id after the wait of round wait; job is acknowledged once the copy is in Redis,
+ * retried otherwise. Takes nothing: payload stays the caller's. */
+void eg__lib_wait_again(eg_job_t *job, const char *job_id, cJSON *payload, int wait);
 
 /* Push payload onto the "library" queue as job_id, delay_ms from now; cb(udata, err) (may be
  * NULL) once it is in Redis. 0 or an error (cb not called). */

@@ -25,10 +25,6 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-#define WAIT_MS     250              /* a job whose record is not written yet looks again */
-#define WAIT_MAX_MS 4000             /* after this, doubling up to this, */
-#define WAIT_FOR_US (30LL * 1000000) /* while the job is younger than this */
-
 /* ---- creating a job -------------------------------------------------------------------------- */
 
 static char s_why[200]; /* the loop is single-threaded: a reason naming an item index */
@@ -659,41 +655,20 @@ static void on_btype(void *udata, int err, redisReply *r)
     step(b);
 }
 
-static void on_wait_pushed(void *udata, int err, bool queued)
-{
-    eg_job_t *job = udata;
-
-    (void)queued;
-    if (err != 0)
-        eg_job_retry(job, WAIT_MS, eg_strerror(err));
-    else
-        eg_job_done(job, 0);
-}
-
 /* Hand the job over to a delayed copy of itself (the next waiting round). */
 static void wait_again(bjob_t *b)
 {
     char job_id[EG_QUEUE_JOB_ID_MAX];
-    uint64_t delay = WAIT_MS;
     cJSON *p = cJSON_CreateObject();
-    eg_job_t *job = b->job;
-    int rc;
 
-    for (int i = 0; i < b->wait && delay < WAIT_MAX_MS; i++)
-        delay *= 2;
     snprintf(job_id, sizeof(job_id), "%s:bulk:%s:w%d", b->ws, b->jid, b->wait + 1);
     cJSON_AddStringToObject(p, "k", "bulk");
     cJSON_AddStringToObject(p, "ws", b->ws);
     cJSON_AddStringToObject(p, "job", b->jid);
     cJSON_AddStringToObject(p, "type", b->type_id);
     cJSON_AddNumberToObject(p, "t", b->t);
-    cJSON_AddNumberToObject(p, "w", b->wait + 1);
     cJSON_AddItemReferenceToObject(p, "memories", b->items);
-    char *txt = cJSON_PrintUnformatted(p);
-    rc = eg_queue_push(EG_LIB_QUEUE, job_id, txt, strlen(txt), delay, on_wait_pushed, job);
-    if (rc != 0)
-        eg_job_retry(job, WAIT_MS, eg_strerror(rc));
-    free(txt);
+    eg__lib_wait_again(b->job, job_id, p, b->wait);
     cJSON_Delete(p);
     bjob_free(b);
 }
@@ -712,7 +687,7 @@ static void on_brec(void *udata, int err, redisReply *r)
     if (r->type == REDIS_REPLY_NIL) {
         /* Pushed before its record: wait for it while the job is young (a fresh job each
          * round, so waiting spends no attempts), then give up. */
-        if ((double)eg_now_us() - b->t < (double)WAIT_FOR_US)
+        if ((double)eg_now_us() - b->t < (double)EG__LIB_WAIT_FOR_US)
             wait_again(b);
         else {
             eg_job_done(b->job, 0);

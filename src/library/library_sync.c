@@ -27,10 +27,7 @@
 #include "engram/util.h"
 #include "library_int.h"
 
-#define WAIT_MS     250  /* a job whose version is not written yet looks again after this, */
-#define WAIT_MAX_MS 4000 /* doubling up to this, */
-#define WAIT_FOR_US (30LL * 1000000) /* while the version is younger than this */
-#define CHUNKS_MAX  20000            /* chunks of one memory at most */
+#define CHUNKS_MAX 20000 /* chunks of one memory at most */
 #define BANK_CHUNK_SIZE                                                                            \
     4000 /* the bank's retain_chunk_size: above EG__LIB_CHUNK_CP, so each                          \
             chunk stays one unit */
@@ -487,36 +484,18 @@ static int64_t version_us(const char *v)
     return us;
 }
 
-static void on_wait_pushed(void *udata, int err)
-{
-    eg_job_t *job = udata;
-
-    if (err != 0)
-        eg_job_retry(job, WAIT_MS, eg_strerror(err));
-    else
-        eg_job_done(job, 0);
-}
-
 /* Hand the job over to a delayed copy of itself (the next waiting round). */
 static void wait_again(sjob_t *s)
 {
     char job_id[EG_QUEUE_JOB_ID_MAX];
-    uint64_t delay = WAIT_MS;
     cJSON *p = cJSON_CreateObject();
-    eg_job_t *job = s->job;
-    int rc;
 
-    for (int i = 0; i < s->wait && delay < WAIT_MAX_MS; i++)
-        delay *= 2;
     snprintf(job_id, sizeof(job_id), "%s:%s:%s:w%d", s->ws, s->id, s->sync, s->wait + 1);
     cJSON_AddStringToObject(p, "k", "sync");
     cJSON_AddStringToObject(p, "ws", s->ws);
     cJSON_AddStringToObject(p, "id", s->id);
     cJSON_AddStringToObject(p, "n", s->sync);
-    cJSON_AddNumberToObject(p, "w", s->wait + 1);
-    rc = eg__lib_push(job_id, p, delay, on_wait_pushed, job);
-    if (rc != 0)
-        eg_job_retry(job, WAIT_MS, eg_strerror(rc));
+    eg__lib_wait_again(s->job, job_id, p, s->wait);
     cJSON_Delete(p);
     sjob_free(s);
 }
@@ -540,7 +519,7 @@ static void on_rec(void *udata, int err, cJSON *rec, const char *raw, const char
          * will (the request failed; the memory was deleted): look again while the version is
          * young. Waiting is a fresh job each round, so it spends none of the attempts a real
          * failure is retried with. */
-        if (eg_now_us() - version_us(s->sync) < WAIT_FOR_US)
+        if (eg_now_us() - version_us(s->sync) < EG__LIB_WAIT_FOR_US)
             wait_again(s);
         else
             drop_stale(s);

@@ -52,6 +52,30 @@ int eg__lib_push(const char *job_id, const cJSON *payload, uint64_t delay_ms,
     return rc;
 }
 
+static void on_wait_pushed(void *udata, int err)
+{
+    eg_job_t *job = udata;
+
+    if (err != 0)
+        eg_job_retry(job, EG__LIB_WAIT_MS, eg_strerror(err));
+    else
+        eg_job_done(job, 0);
+}
+
+void eg__lib_wait_again(eg_job_t *job, const char *job_id, cJSON *payload, int wait)
+{
+    uint64_t delay = EG__LIB_WAIT_MS;
+    int rc;
+
+    for (int i = 0; i < wait && delay < EG__LIB_WAIT_MAX_MS; i++)
+        delay *= 2;
+    cJSON_DeleteItemFromObjectCaseSensitive(payload, "w");
+    cJSON_AddNumberToObject(payload, "w", wait + 1);
+    rc = eg__lib_push(job_id, payload, delay, on_wait_pushed, job);
+    if (rc != 0)
+        eg_job_retry(job, EG__LIB_WAIT_MS, eg_strerror(rc));
+}
+
 int eg__lib_sync_push(const char *ws, const char *id, const char *sync, void (*cb)(void *, int),
                       void *udata)
 {
